@@ -1,0 +1,160 @@
+"""Real processes for integration and end-to-end tests.
+
+Every server a test starts binds a free loopback port, is waited for until it
+answers, and is stopped (TERM, then KILL) whatever the test did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def binary(name: str) -> str:
+    """Path of an executable from the venv, PATH or /usr/sbin; fails loudly when missing."""
+    for candidate in (VENV_BIN / name, Path("/usr/sbin") / name, Path("/usr/bin") / name):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed; run `make setup`")
+    return found
+
+
+def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``check`` until it returns a truthy value, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}: {last_error!r}")
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Server:
+    """A started process; ``stop`` ends it and its process group."""
+
+    name: str
+    args: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> Server:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            list(self.args),
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait(5)
+        # children left in the group (e.g. gunicorn workers) go too
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running(server: Server, ready, timeout: float = 30.0) -> Iterator[Server]:
+    """Start ``server``, wait for ``ready()``, yield it, and always stop it."""
+    server.start()
+    try:
+        try:
+            wait_until(lambda: ready() or (not server.alive() and _died(server)), timeout,
+                       what=f"{server.name} to be ready")
+        except TimeoutError as exc:
+            raise RuntimeError(f"{server.name} did not become ready\n{server.log_tail()}") from exc
+        yield server
+    finally:
+        server.stop()
+
+
+def _died(server: Server) -> bool:
+    raise RuntimeError(f"{server.name} exited early\n{server.log_tail()}")
+
+
+def redis_server(port: int, workdir: Path, maxmemory: str = "64mb") -> Server:
+    """A throwaway Redis on ``port``: LRU-bounded, no persistence."""
+    return Server(
+        name=f"redis:{port}",
+        args=[
+            binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--maxmemory", maxmemory,
+            "--maxmemory-policy", "allkeys-lru", "--dir", str(workdir),
+        ],
+        log_path=workdir / f"redis-{port}.log",
+    )
