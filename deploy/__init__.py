@@ -1,0 +1,1 @@
+"""Deployment support: the local stack runner and the templates every target renders."""
