@@ -1,4 +1,4 @@
-"""Command line: ``python -m deploy.stack {up,render,render-nginx}``."""
+"""Command line: ``python -m deploy.stack {up,render,render-compose,render-nginx}``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="render the run dir without starting it")
     render.add_argument("--run-dir", type=Path, default=ROOT / "run")
+
+    commands.add_parser(
+        "render-compose",
+        help="re-render deploy/nginx/compose.conf and deploy/prometheus/prometheus.compose.yml",
+    )
 
     nginx = commands.add_parser("render-nginx", help="render the NGINX template")
     nginx.add_argument(
@@ -61,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text)
+        return 0
+
+    if args.command == "render-compose":
+        from deploy.stack.compose import write_compose_files
+
+        for path in write_compose_files():
+            print(f"rendered {path.relative_to(ROOT)}")
         return 0
 
     from deploy.stack.runner import StackError, run_stack

@@ -41,6 +41,9 @@ def _int(values: Mapping[str, str], name: str, low: int = 0) -> int:
     return number
 
 
+_MIRRORED = ("max_body_bytes", "docs_enabled", "timeout")
+
+
 @dataclass(frozen=True)
 class ServiceLimits:
     """The service settings NGINX mirrors (see `service/settings.py`)."""
@@ -50,11 +53,19 @@ class ServiceLimits:
     timeout: int = 30
 
     @classmethod
+    def defaults(cls) -> ServiceLimits:
+        """The service's own defaults, whatever the environment says (for compose files)."""
+        from service.settings import Settings
+
+        return cls(**{name: Settings.model_fields[name].default for name in _MIRRORED})
+
+    @classmethod
     def from_service(cls, environ: Mapping[str, str]) -> ServiceLimits:
+        """The values a replica started with ``environ`` uses."""
         from service.settings import Settings
 
         prefix = "INFER_"
-        names = ("max_body_bytes", "docs_enabled", "timeout")
+        names = _MIRRORED
         given = {
             name: environ[prefix + name.upper()]
             for name in names
