@@ -93,6 +93,8 @@ class StackConfig:
     external_redis_url: str | None = None
     """`REDIS_URL` from the environment: use that Redis and start none."""
     limits: ServiceLimits = field(default_factory=ServiceLimits)
+    models_dir: Path = ROOT / "models"
+    """Trained artifacts every replica serves (`INFER_MODELS_DIR`, made absolute)."""
     host: str = LOOPBACK
 
     @classmethod
@@ -116,6 +118,7 @@ class StackConfig:
             rate_limit_rps=_int(values, "INFER_RATE_LIMIT_RPS"),
             external_redis_url=values.get("REDIS_URL") or None,
             limits=ServiceLimits.from_service(values),
+            models_dir=(ROOT / values.get("INFER_MODELS_DIR", "models")).resolve(),
         )
 
     @property

@@ -32,7 +32,7 @@ def _nginx_errors(max_body_bytes: int) -> list[tuple[int, str, str]]:
     return [
         (404, "not_found", "no such route"),
         (413, "payload_too_large", f"request body is larger than {max_body_bytes} bytes"),
-        (429, "rate_limited", "too many requests from this client; slow down"),
+        (429, "too_many_requests", "too many requests from this client; slow down"),
         (502, "bad_gateway", "no replica could answer"),
         (503, "service_unavailable", "the service is unavailable; try again"),
         (504, "gateway_timeout", "the replica did not answer in time"),
@@ -148,7 +148,7 @@ def replica_command(config: StackConfig, run: RunDir, index: int) -> str:
         "INFER_HOST": config.host,
         "INFER_PORT": str(port),
         "INFER_REDIS_URL": config.redis_url,
-        "INFER_MODELS_DIR": str(ROOT / "models"),
+        "INFER_MODELS_DIR": str(config.models_dir),
     }
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     gunicorn = shlex.quote(str(ROOT / ".venv" / "bin" / "gunicorn"))
@@ -181,7 +181,7 @@ def procfile_entries(config: StackConfig, run: RunDir) -> dict[str, str]:
         f"exec {_binary('prometheus')} "
         f"--config.file={q(str(prometheus_dir / 'prometheus.yml'))} "
         f"--storage.tsdb.path={q(str(prometheus_dir / 'data'))} "
-        "--storage.tsdb.retention.time=2d --storage.tsdb.no-lockfile "
+        "--storage.tsdb.retention.time=2d "
         f"--web.listen-address={config.host}:{config.prometheus_port} "
         "--web.enable-lifecycle"
     )

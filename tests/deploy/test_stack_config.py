@@ -118,6 +118,7 @@ def test_nginx_template_has_the_retry_keepalive_and_privacy_rules():
     assert "non_idempotent" in predict[: predict.index("}")]
     assert "location ^~ /metrics" in text
     assert "location ^~ /docs" in text
+    assert "location ^~ /openapi" in text
     assert "limit_req" not in text
 
 
