@@ -1,0 +1,108 @@
+"""The two systems the benchmark measures, each started on free loopback ports.
+
+- ``stack``: the real thing, started by ``python -m deploy.stack up`` (what ``make up``
+  runs) with only the serving path: Redis, two Gunicorn gevent replicas and NGINX in
+  front. Prometheus and the exporter are left out so they add no noise.
+- ``naive``: ``bench/naive_app.py`` under Gunicorn sync workers, reached directly (no
+  NGINX): one predict per request, no cache, no batching.
+
+Processes are started and always stopped (whole process group) by the same helpers
+the integration tests use, ``tests/support/procs.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.procs import ROOT, Server, binary, free_port, http_ok, port_open, running
+
+MODELS_DIR = ROOT / "models"
+NAIVE_WORKERS = 5
+REPLICAS = 2
+STACK_PROCESSES = ",".join(["redis", *(f"app{i}" for i in range(1, REPLICAS + 1)), "nginx"])
+
+
+@dataclass
+class System:
+    """A started system: where to send traffic, and what it was started with."""
+
+    name: str
+    url: str
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+def free_ports_in_a_row(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the replicas need that)."""
+    for _ in range(100):
+        first = free_port()
+        if not any(port_open(first + offset) for offset in range(count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def ensure_models() -> None:
+    """Train the models once if ``models/`` is empty, with the service's own command."""
+    if MODELS_DIR.is_dir() and any(MODELS_DIR.iterdir()):
+        return
+    subprocess.run([sys.executable, "-m", "service.train"], cwd=ROOT, check=True)
+
+
+@contextlib.contextmanager
+def stack(workdir: Path) -> Iterator[System]:
+    """The stack's serving path on free ports.
+
+    Its settings are ``deploy/stack.env`` and the ``INFER_*`` environment (for example
+    ``INFER_WORKERS``), as for ``make up``; the ports are replaced by free ones.
+    """
+    env = {
+        name: str(free_port())
+        for name in ("INFER_NGINX_PORT", "INFER_NGINX_STATUS_PORT", "INFER_REDIS_PORT",
+                     "INFER_NGINX_EXPORTER_PORT", "INFER_PROMETHEUS_PORT")
+    }  # fmt: skip
+    env["INFER_BASE_PORT"] = str(free_ports_in_a_row(REPLICAS))
+    env["INFER_REPLICAS"] = str(REPLICAS)
+    env["REDIS_URL"] = ""  # the stack's own Redis, never one from the caller's environment
+    url = f"http://127.0.0.1:{env['INFER_NGINX_PORT']}"
+    replicas = [int(env["INFER_BASE_PORT"]) + i for i in range(REPLICAS)]
+    server = Server(
+        name="stack",
+        args=[sys.executable, "-m", "deploy.stack", "up", "--run-dir", str(workdir / "stack"),
+              "--only", STACK_PROCESSES],
+        env=env,
+        log_path=workdir / "stack.log",
+    )  # fmt: skip
+
+    def ready() -> bool:
+        # every replica, not only the first one NGINX happens to reach
+        urls = [f"{url}/readyz", *(f"http://127.0.0.1:{p}/readyz" for p in replicas)]
+        return all(http_ok(u) for u in urls)
+
+    with running(server, ready, timeout=180):
+        settings = {k: v for k, v in os.environ.items() if k.startswith("INFER_")}
+        settings.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
+        yield System("stack", url, settings)
+
+
+@contextlib.contextmanager
+def naive(workdir: Path, workers: int = NAIVE_WORKERS) -> Iterator[System]:
+    """The naive baseline under ``workers`` Gunicorn sync workers, reached directly."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Server(
+        name="naive",
+        args=[binary("gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+              "--worker-class", "sync", "--log-level", "warning",
+              f"bench.naive_app:create_app({str(MODELS_DIR)!r})"],
+        # Only the baseline's own process: no INFER_* settings, no multiprocess metrics.
+        env={"PYTHONPATH": str(ROOT)},
+        log_path=workdir / "naive.log",
+    )  # fmt: skip
+    with running(server, lambda: http_ok(f"{url}/healthz"), timeout=120):
+        settings = {"workers": str(workers), "worker_class": "sync", "front": "none (direct)"}
+        yield System("naive", url, settings)

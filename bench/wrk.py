@@ -1,0 +1,83 @@
+"""One wrk measurement: a workload at a fixed concurrency for a fixed time.
+
+The Lua script ``bench/wrk/workload.lua`` makes the request bodies and prints one
+``BENCH {json}`` line at the end; that line is all we read from wrk.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+from tests.support.procs import ROOT, binary
+
+SCRIPT = ROOT / "bench" / "wrk" / "workload.lua"
+WORKLOADS = ("healthz", "iris-cached", "iris-uncached", "sentiment-uncached", "mixed")
+CEILING = "healthz"
+WRK_TIMEOUT = "10s"
+"""Longer than any answer we expect, so slow answers are measured rather than dropped."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one wrk run measured."""
+
+    system: str
+    workload: str
+    concurrency: int
+    round: int
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def command(url: str, workload: str, concurrency: int, seconds: float, seed: int,
+            threads: int = 1) -> list[str]:  # fmt: skip
+    return [
+        binary("wrk"), f"-t{threads}", f"-c{concurrency}", f"-d{seconds:g}s",
+        "--timeout", WRK_TIMEOUT, "-s", str(SCRIPT), url, "--", workload, str(seed),
+    ]  # fmt: skip
+
+
+def parse(output: str) -> dict:
+    """The numbers from the script's ``BENCH`` line."""
+    for line in output.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[len("BENCH ") :])
+    raise ValueError(f"no BENCH line in wrk output:\n{output[-2000:]}")
+
+
+def errors(numbers: dict) -> int:
+    """Every request that did not get a 2xx/3xx answer in time."""
+    kinds = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    return sum(int(numbers[kind]) for kind in kinds)
+
+
+def measure(system: str, url: str, workload: str, concurrency: int, seconds: float,
+            round_: int, seed: int) -> Sample:  # fmt: skip
+    """Run wrk once and return what it measured."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; one of {WORKLOADS}")
+    done = subprocess.run(
+        command(url, workload, concurrency, seconds, seed),
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    numbers = parse(done.stdout)
+    return Sample(
+        system=system,
+        workload=workload,
+        concurrency=concurrency,
+        round=round_,
+        requests=int(numbers["requests"]),
+        seconds=int(numbers["duration_us"]) / 1e6,
+        errors=errors(numbers),
+        p50_ms=int(numbers["p50_us"]) / 1000,
+        p99_ms=int(numbers["p99_us"]) / 1000,
+    )

@@ -1,0 +1,22 @@
+# Load tests and the benchmark (docs/performance.md).
+#   make loadtest                       short headless Locust run against a running stack
+#   make loadtest LOADTEST_ARGS="--load-shape step -u 60 -t 2m"
+#   make loadtest-distributed           the same with one master and two workers
+#   make bench                          wrk benchmark: stack vs naive baseline -> bench/REPORT.md
+
+LOADTEST_HOST ?= http://127.0.0.1:$(or $(INFER_NGINX_PORT),8080)
+LOADTEST_ARGS ?=
+LOADTEST_WORKERS ?= 2
+BENCH_ARGS ?=
+
+.PHONY: loadtest loadtest-distributed bench
+
+loadtest:
+	$(PY) -m locust --config loadtest/locust.conf -H $(LOADTEST_HOST) $(LOADTEST_ARGS)
+
+loadtest-distributed:
+	$(PY) -m loadtest.distributed --workers $(LOADTEST_WORKERS) -- \
+		--config loadtest/locust.conf -H $(LOADTEST_HOST) $(LOADTEST_ARGS)
+
+bench:
+	$(PY) -m bench $(BENCH_ARGS)

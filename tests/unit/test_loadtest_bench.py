@@ -1,0 +1,94 @@
+"""The benchmark's arithmetic and report, from hand-made samples (no servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import report
+from bench.results import Spread, summarise, targets, to_baseline, to_ceiling
+from bench.wrk import Sample, errors, parse
+
+
+def sample(system, workload, c, rps, p99=10.0, errs=0, round_=1) -> Sample:
+    return Sample(system, workload, c, round_, requests=int(rps * 5), seconds=5.0,
+                  errors=errs, p50_ms=p99 / 4, p99_ms=p99)  # fmt: skip
+
+
+def test_the_bench_line_is_read_and_every_kind_of_error_counted():
+    output = (
+        "Running 5s test @ http://127.0.0.1:1\n"
+        'BENCH {"requests":100,"duration_us":5000000,"connect_errors":1,"read_errors":2,'
+        '"write_errors":3,"status_errors":4,"timeouts":5,"p50_us":1500,"p90_us":2000,'
+        '"p99_us":9000,"max_us":12000,"mean_us":1600.0}\n'
+    )
+    numbers = parse(output)
+    assert numbers["p99_us"] == 9000
+    assert errors(numbers) == 15
+
+
+def test_output_without_the_bench_line_is_an_error():
+    with pytest.raises(ValueError, match="no BENCH line"):
+        parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_three_rounds_give_their_median_and_range():
+    summaries = summarise(
+        sample("stack", "mixed", 64, rps, p99=p99, errs=e, round_=r)
+        for r, (rps, p99, e) in enumerate([(900, 30, 0), (1200, 20, 1), (1000, 50, 2)], 1)
+    )
+    summary = summaries[("stack", "mixed", 64)]
+    assert summary.runs == 3
+    assert summary.rps == Spread(1000, 900, 1200)
+    assert summary.p99_ms == Spread(30, 20, 50)
+    assert summary.errors == 3
+
+
+def measured_run(iris_uncached_rps=3000, naive_rps=500, p99=40.0, errs_256=0):
+    samples = []
+    for c in (16, 64, 256):
+        samples += [
+            sample("stack", "healthz", c, 5000),
+            sample("stack", "iris-uncached", c, iris_uncached_rps, p99=p99),
+            sample("stack", "iris-cached", c, 4500),
+            sample("stack", "sentiment-uncached", c, 2100, errs=errs_256 if c == 256 else 0),
+            sample("naive", "iris-uncached", c, naive_rps),
+            sample("naive", "iris-cached", c, naive_rps),
+            sample("naive", "sentiment-uncached", c, 400),
+        ]
+    return summarise(samples)
+
+
+def test_ratios_are_to_the_stack_ceiling_and_to_the_naive_run_of_the_same_workload():
+    summaries = measured_run()
+    assert to_ceiling(summaries, ("stack", "iris-uncached", 64)) == pytest.approx(0.6)
+    assert to_baseline(summaries, ("stack", "iris-uncached", 64)) == pytest.approx(6.0)
+    assert to_baseline(summaries, ("stack", "mixed", 64)) is None
+
+
+def test_targets_met_when_the_numbers_are_good():
+    verdicts = {t.goal.split(":")[0]: t.met for t in targets(measured_run())}
+    assert all(verdicts.values()), verdicts
+
+
+def test_each_missed_target_is_reported_as_missed():
+    missed = {
+        t.goal.split(" at")[0].split(":")[0]
+        for t in targets(measured_run(iris_uncached_rps=2000, naive_rps=900, p99=80, errs_256=3))
+        if t.met is False
+    }
+    assert missed == {"uncached iris", "p99", "zero errors", "every workload"}
+
+
+def test_the_report_has_the_reference_table_targets_and_every_measurement():
+    summaries = measured_run()
+    text = report.render(summaries, {"machine": {"cores": "2"}}, ["- a note"])
+    assert "| iris-uncached | 3,000 | 40.0 | 500 | 10.0 | 6.0x | 60% |" in text
+    assert "| zero errors at c=256 | 0 errors | yes |" in text
+    assert text.count("| stack | healthz |") == 3
+    assert "| cores | `2` |" in text and "- a note" in text
+
+
+def test_the_plots_are_written_as_png(tmp_path):
+    written = report.plot(measured_run(), tmp_path)
+    assert [p.name for p in written] == ["throughput.png", "p99.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
