@@ -47,10 +47,12 @@ def free_ports_in_a_row(count: int) -> int:
 
 
 def ensure_models() -> None:
-    """Train the models once if ``models/`` is empty, with the service's own command."""
-    if MODELS_DIR.is_dir() and any(MODELS_DIR.iterdir()):
-        return
-    subprocess.run([sys.executable, "-m", "service.train"], cwd=ROOT, check=True)
+    """Train the models into ``models/`` unless they are there, with the service's command."""
+    subprocess.run(
+        [sys.executable, "-m", "service.train", "--if-missing", "--models-dir", str(MODELS_DIR)],
+        cwd=ROOT,
+        check=True,
+    )
 
 
 @contextlib.contextmanager
@@ -67,6 +69,7 @@ def stack(workdir: Path) -> Iterator[System]:
     }  # fmt: skip
     env["INFER_BASE_PORT"] = str(free_ports_in_a_row(REPLICAS))
     env["INFER_REPLICAS"] = str(REPLICAS)
+    env["INFER_MODELS_DIR"] = str(MODELS_DIR)
     env["REDIS_URL"] = ""  # the stack's own Redis, never one from the caller's environment
     url = f"http://127.0.0.1:{env['INFER_NGINX_PORT']}"
     replicas = [int(env["INFER_BASE_PORT"]) + i for i in range(REPLICAS)]
