@@ -89,6 +89,7 @@ def stack(workdir: Path) -> Iterator[System]:
     with running(server, ready, timeout=180):
         settings = {k: v for k, v in os.environ.items() if k.startswith("INFER_")}
         settings.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
+        settings["replica ports"] = ",".join(str(p) for p in replicas)
         yield System("stack", url, settings)
 
 

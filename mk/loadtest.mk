@@ -3,13 +3,15 @@
 #   make loadtest LOADTEST_ARGS="--load-shape step -u 60 -t 2m"
 #   make loadtest-distributed           the same with one master and two workers
 #   make bench                          wrk benchmark: stack vs naive baseline -> bench/REPORT.md
+#   make bench-profile                  py-spy on one replica under wrk load -> bench/PROFILE.md
 
 LOADTEST_HOST ?= http://127.0.0.1:$(or $(INFER_NGINX_PORT),8080)
 LOADTEST_ARGS ?=
 LOADTEST_WORKERS ?= 2
 BENCH_ARGS ?=
+BENCH_PROFILE_ARGS ?=
 
-.PHONY: loadtest loadtest-distributed bench
+.PHONY: loadtest loadtest-distributed bench bench-profile
 
 loadtest:
 	$(PY) -m locust --config loadtest/locust.conf -H $(LOADTEST_HOST) $(LOADTEST_ARGS)
@@ -20,3 +22,6 @@ loadtest-distributed:
 
 bench:
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-profile:
+	$(PY) -m bench.profile $(BENCH_PROFILE_ARGS)

@@ -92,3 +92,21 @@ def test_the_plots_are_written_as_png(tmp_path):
     written = report.plot(measured_run(), tmp_path)
     assert [p.name for p in written] == ["throughput.png", "p99.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def test_profile_samples_count_for_the_innermost_layer_they_touch():
+    from bench.profile import summarise
+
+    collapsed = "\n".join([
+        "handle (gunicorn/workers/ggevent.py:1);view (flask/app.py:2);"
+        "predict (sklearn/base.py:3);_is_type (inspect.py:4) 30",
+        "handle (gunicorn/workers/ggevent.py:1);view (flask/app.py:2);"
+        "get_many (redis/client.py:5) 10",
+        "handle (gunicorn/workers/ggevent.py:1);send (gevent/_socketcommon.py:6) 10",
+    ])  # fmt: skip
+    layers, leaves, total = summarise(collapsed)
+    assert total == 50
+    assert layers["model: scikit-learn / numpy / scipy"] == 30
+    assert layers["cache: Redis client, Flask-Caching"] == 10
+    assert layers["Gunicorn / gevent (I/O, scheduling)"] == 10
+    assert leaves.most_common(1) == [("_is_type (inspect.py:4)", 30)]
