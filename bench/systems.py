@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tests.support.procs import ROOT, Server, binary, free_port, http_ok, port_open, running
 
-MODELS_DIR = ROOT / "models"
+# the models `make up` serves: INFER_MODELS_DIR as the Makefile sets it, else models/
+MODELS_DIR = Path(os.environ.get("INFER_MODELS_DIR") or ROOT / "models").resolve()
 NAIVE_WORKERS = 5
 REPLICAS = 2
 STACK_PROCESSES = ",".join(["redis", *(f"app{i}" for i in range(1, REPLICAS + 1)), "nginx"])

@@ -13,15 +13,15 @@ BENCH_PROFILE_ARGS ?=
 
 .PHONY: loadtest loadtest-distributed bench bench-profile
 
-loadtest:
+loadtest: setup
 	$(PY) -m locust --config loadtest/locust.conf -H $(LOADTEST_HOST) $(LOADTEST_ARGS)
 
-loadtest-distributed:
+loadtest-distributed: setup
 	$(PY) -m loadtest.distributed --workers $(LOADTEST_WORKERS) -- \
 		--config loadtest/locust.conf -H $(LOADTEST_HOST) $(LOADTEST_ARGS)
 
-bench:
-	$(PY) -m bench $(BENCH_ARGS)
+bench: setup models
+	INFER_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m bench $(BENCH_ARGS)
 
-bench-profile:
-	$(PY) -m bench.profile $(BENCH_PROFILE_ARGS)
+bench-profile: setup models
+	INFER_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m bench.profile $(BENCH_PROFILE_ARGS)
