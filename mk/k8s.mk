@@ -8,7 +8,7 @@ TOOLS_VENV := .venv-tools
 CHECKOV := $(TOOLS_VENV)/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: k8s-sync k8s-check k8s-render k8s-test k8s-scan k8s-tools
+.PHONY: k8s-sync k8s-check k8s-render k8s-validate k8s-test k8s-scan k8s-tools
 
 k8s-sync: ## regenerate the copies in deploy/k8s (nginx.conf, PrometheusRules, dashboards)
 	$(PY) -m deploy.k8s.sync
@@ -19,6 +19,10 @@ k8s-check: ## fail when a generated copy in deploy/k8s is out of date
 k8s-render: ## render every overlay, with and without the components, into run/k8s
 	rm -rf $(K8S_OUT)
 	$(PY) -m deploy.k8s.build --out $(K8S_OUT)
+
+k8s-validate: k8s-render ## kubernetes-validate --strict on every variant, for 1.30 and the newest schemas
+	$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.30.0 $(K8S_OUT)/*.yaml
+	$(VENV)/bin/kubernetes-validate --strict --quiet --no-warn $(K8S_OUT)/*.yaml
 
 k8s-test: ## the offline proof: render, validate against 1.30 and the newest schemas, consistency
 	$(PY) -m pytest -q tests/deploy/test_k8s*.py
