@@ -81,3 +81,30 @@ def test_every_dashboard_is_a_configmap_for_the_grafana_sidecar():
         assert generator["options"]["disableNameSuffixHash"] is True
         # Client-side `kubectl apply` keeps a copy in an annotation limited to 256 KiB.
         assert source.stat().st_size < 200 * 1024
+
+
+def test_nginx_accepts_the_k8s_config(tmp_path):
+    """`nginx -t` on the cluster config; only what cannot exist here is swapped: the
+    Service name (resolved by cluster DNS) for loopback, and /tmp for a scratch dir."""
+    conf = sync.NGINX_CONF.read_text()
+    upstream = f"server {sync.app_upstream()} "
+    assert upstream in conf
+    conf = conf.replace(upstream, "server 127.0.0.1:8000 ").replace("/tmp/", f"{tmp_path}/")
+    (tmp_path / "nginx.conf").write_text(conf)
+    result = subprocess.run(
+        [
+            binary("nginx"),
+            "-t",
+            "-e",
+            "stderr",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
