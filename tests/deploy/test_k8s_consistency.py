@@ -3,6 +3,7 @@ names, ports, selectors, timeouts and the security every container must have."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -437,3 +438,15 @@ def test_third_party_images_are_the_ones_compose_runs(rendered):
     ]
     assert len(others) == 3
     assert set(others) <= compose_images
+
+
+def test_the_app_runs_the_images_command_as_the_images_user(rendered):
+    lines = (K8S.parents[1] / "Dockerfile").read_text().splitlines()
+    command = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    user, _, group = (
+        next(line for line in lines if line.startswith("USER ")).split()[1].partition(":")
+    )
+    deployment = rendered["prod"].get("Deployment", APP)
+    assert container(deployment, "app")["command"] == command
+    security = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert (security["runAsUser"], security["runAsGroup"]) == (int(user), int(group))
