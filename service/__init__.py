@@ -1,0 +1,121 @@
+"""The inference service: ``create_app(settings)`` wires every part together.
+
+Importing this package loads no model, opens no connection and reads no
+environment; the factory does all of that, once per worker process.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass, field
+
+from flask import redirect, request
+from flask_cors import CORS
+from flask_openapi3 import Info, OpenAPI
+from pydantic import ValidationError
+
+from service.api.health import health
+from service.api.models import models
+from service.api.predict import predict
+from service.errors import (
+    BadRequest,
+    Unauthorized,
+    UnsupportedMediaType,
+    error_body,
+    register_error_handlers,
+)
+from service.inference import Inference
+from service.models.registry import Registry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Routes that never need an API key: probes and the metrics scrape.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@dataclass
+class AppState:
+    """Everything a request needs, kept in ``app.extensions["infer"]``."""
+
+    settings: Settings
+    registry: Registry
+    inference: Inference
+    draining: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the Flask application from ``settings`` (the environment when None)."""
+    settings = settings or Settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(title="Inference service", version="1.0.0",
+                  description="iris and sentiment models behind a validated JSON API"),
+        security_schemes={"api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                      "description": "needed when INFER_API_KEYS is set"}},
+        validation_error_callback=_validation_error,
+        doc_ui=settings.docs_enabled,
+        doc_prefix="/openapi",
+    )
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+
+    registry = Registry.load(settings.models_dir, default_versions=settings.default_versions,
+                             max_text_length=settings.max_text_length)
+    if not registry.ready:
+        log.error("not ready: %s", "; ".join(registry.problems))
+    app.extensions["infer"] = AppState(settings, registry, Inference())
+
+    register_error_handlers(app)
+    app.before_request(_check_api_key(settings))
+    app.before_request(_require_json)
+    if settings.cors_origins:
+        CORS(app, origins=settings.cors_origins)
+
+    app.register_api(health)
+    app.register_api(models)
+    app.register_api(predict)
+    if settings.docs_enabled:
+        app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
+        app.add_url_rule("/docs", "docs", lambda: redirect("/openapi/swagger"))
+    return app
+
+
+def _validation_error(exc: ValidationError):
+    details = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+               for err in exc.errors(include_url=False, include_input=False)]
+    from flask import jsonify
+
+    response = jsonify(error_body("validation_failed", "the request body is invalid", details))
+    response.status_code = 422
+    return response
+
+
+def _check_api_key(settings: Settings):
+    keys = [key.encode() for key in settings.api_keys]
+
+    def check():
+        if not keys or request.path in OPEN_PATHS:
+            return
+        sent = request.headers.get("X-API-Key", "").encode()
+        # compare against every key, so timing tells nothing about which one nearly matched
+        matched = False
+        for key in keys:
+            matched |= hmac.compare_digest(sent, key)
+        if not matched:
+            raise Unauthorized("a valid X-API-Key header is required")
+
+    return check
+
+
+def _require_json():
+    """POST bodies must be JSON objects: 415 for another type, 400 for broken JSON."""
+    if request.method != "POST" or request.routing_exception is not None:
+        return  # routing answers 404/405 first
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json",
+                                   details={"content_type": request.content_type})
+    if request.get_json(silent=True) is None:
+        raise BadRequest("the body is not valid JSON")

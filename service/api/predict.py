@@ -1,0 +1,59 @@
+"""Prediction routes: validate, hand to inference, answer in request order."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.models import lookup
+from service.api.schemas import (
+    COMMON_ERRORS,
+    ErrorResponse,
+    ModelPath,
+    PredictRequest,
+    PredictResponse,
+    VersionPath,
+)
+from service.errors import ValidationFailed
+from service.models.base import InputError
+
+predict = APIBlueprint("predict", __name__, url_prefix="/v1", abp_tags=[Tag(name="predict")],
+                       abp_responses=COMMON_ERRORS)
+
+_RESPONSES = {200: PredictResponse, 404: ErrorResponse, 422: ErrorResponse,
+              503: ErrorResponse}
+
+
+@predict.post("/models/<name>/predict", responses=_RESPONSES)
+def predict_default(path: ModelPath, body: PredictRequest):
+    """Predict with the model's default version."""
+    return _answer(path.name, None, body)
+
+
+@predict.post("/models/<name>/versions/<version>/predict", responses=_RESPONSES)
+def predict_version(path: VersionPath, body: PredictRequest):
+    """Predict with one version of the model."""
+    return _answer(path.name, path.version, body)
+
+
+def _answer(name: str, version: str | None, body: PredictRequest):
+    state = current_app.extensions["infer"]
+    model = lookup(name, version)
+    limit = state.settings.max_instances
+    if len(body.instances) > limit:
+        raise ValidationFailed(
+            f"{len(body.instances)} instances sent, at most {limit} allowed",
+            details=[{"loc": ["instances"], "msg": f"at most {limit} instances",
+                      "type": "too_long"}])
+    try:
+        instances = model.input_spec.canonical(body.instances)
+    except InputError as exc:
+        raise ValidationFailed(str(exc), details=exc.details) from None
+    use_cache = "no-cache" not in request.headers.get("Cache-Control", "").lower()
+    outcome = state.inference.predict(model, instances, use_cache=use_cache)
+    g.log_fields = {"model": model.name, "version": model.version,
+                    "instances": len(instances), "cache": outcome.cache}
+    response = jsonify({"model": model.name, "version": model.version,
+                        "predictions": [p.as_dict() for p in outcome.predictions]})
+    response.headers["X-Cache"] = outcome.cache
+    return response

