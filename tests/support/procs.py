@@ -50,7 +50,7 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str =
             result = check()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {what}: {last_error!r}")
