@@ -221,6 +221,17 @@ def _min_replicas(found: Manifests) -> int:
     return found.get("Deployment", APP)["spec"]["replicas"]
 
 
+@pytest.mark.parametrize("variant", ALL, ids=_ids)
+def test_every_pdb_selects_the_pods_of_exactly_one_workload(variant, rendered):
+    found = rendered[variant.name]
+    budgets = found.of_kind("PodDisruptionBudget")
+    assert {pdb["metadata"]["name"] for pdb in budgets} == {APP, "infer-nginx"}
+    for pdb in budgets:
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        matched = [w for w in found.workloads() if selects(selector, pod_labels(w))]
+        assert [w["metadata"]["name"] for w in matched] == [pdb["metadata"]["name"]]
+
+
 @pytest.mark.parametrize("variant", BARE, ids=_ids)
 def test_the_pdb_leaves_a_pod_disruptable_at_the_minimum_replica_count(variant, rendered):
     found = rendered[variant.name]
