@@ -15,9 +15,11 @@ from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 
+from service import request_log
 from service.api.health import health
 from service.api.models import models
 from service.api.predict import predict
+from service.cache import init_cache
 from service.errors import (
     BadRequest,
     Unauthorized,
@@ -26,6 +28,7 @@ from service.errors import (
     register_error_handlers,
 )
 from service.inference import Inference
+from service.metrics import Metrics
 from service.models.registry import Registry
 from service.settings import Settings
 
@@ -66,7 +69,15 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
                              max_text_length=settings.max_text_length)
     if not registry.ready:
         log.error("not ready: %s", "; ".join(registry.problems))
-    app.extensions["infer"] = AppState(settings, registry, Inference())
+
+    # metrics first: its in-flight gauge must count every request the later hooks see
+    metrics = Metrics(app) if settings.metrics_enabled else None
+    if metrics is not None:
+        metrics.loaded(registry.all())
+    request_log.init_app(app)
+    cache = init_cache(app, settings, metrics.cache_lookup if metrics else _ignore)
+    inference = Inference(cache, metrics=metrics)
+    app.extensions["infer"] = AppState(settings, registry, inference)
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))
@@ -81,6 +92,10 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
         app.add_url_rule("/docs", "docs", lambda: redirect("/openapi/swagger"))
     return app
+
+
+def _ignore(*args) -> None:
+    return None
 
 
 def _validation_error(exc: ValidationError):

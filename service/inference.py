@@ -6,6 +6,7 @@ request order and says how the cache served them (``X-Cache``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,12 +22,29 @@ class PredictionCache(Protocol):
     def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None: ...
 
 
+class InferenceMetrics(Protocol):
+    """What inference reports (service.metrics.Metrics provides it)."""
+
+    def batch(self, model: Model, size: int, seconds: float) -> None: ...
+
+    def answered(self, model: Model, predictions: list[Prediction]) -> None: ...
+
+
 # How a batch of misses reaches the model: directly, or through a micro-batcher.
 Runner = Callable[[Model, Sequence[Any]], list[Prediction]]
 
 
-def run_directly(model: Model, instances: Sequence[Any]) -> list[Prediction]:
-    return model.predict(instances)
+def timed_runner(metrics: InferenceMetrics | None) -> Runner:
+    """Predict in one model call, reporting its size and duration."""
+
+    def run(model: Model, instances: Sequence[Any]) -> list[Prediction]:
+        started = time.perf_counter()
+        predictions = model.predict(instances)
+        if metrics is not None:
+            metrics.batch(model, len(instances), time.perf_counter() - started)
+        return predictions
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -38,11 +56,19 @@ class Outcome:
 class Inference:
     """Answers canonical instances for a model, through the cache when there is one."""
 
-    def __init__(self, cache: PredictionCache | None = None, runner: Runner = run_directly):
+    def __init__(self, cache: PredictionCache | None = None, runner: Runner | None = None,
+                 metrics: InferenceMetrics | None = None):
         self._cache = cache
-        self._run = runner
+        self._run = runner or timed_runner(metrics)
+        self._metrics = metrics
 
     def predict(self, model: Model, instances: Sequence[Any], *, use_cache: bool = True) -> Outcome:
+        outcome = self._answer(model, instances, use_cache)
+        if self._metrics is not None:
+            self._metrics.answered(model, outcome.predictions)
+        return outcome
+
+    def _answer(self, model: Model, instances: Sequence[Any], use_cache: bool) -> Outcome:
         if self._cache is None or not use_cache:
             return Outcome(self._run(model, instances), "bypass")
         found = self._cache.get_many(model, instances)

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     """Idle keep-alive seconds; longer than NGINX's upstream keepalive_timeout (60 s)."""
     log_level: str = "info"
     """Log level of the service and Gunicorn."""
+    gunicorn_access_log: bool = False
+    """Also write Gunicorn's own JSON access line (the app already logs every request)."""
 
     @field_validator("cors_origins", "api_keys", mode="before")
     @classmethod

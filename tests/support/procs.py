@@ -158,3 +158,22 @@ def redis_server(port: int, workdir: Path, maxmemory: str = "64mb") -> Server:
         ],
         log_path=workdir / f"redis-{port}.log",
     )
+
+
+def gunicorn_server(port: int, workdir: Path, env: Mapping[str, str] | None = None,
+                    workers: int = 2) -> Server:
+    """One replica, started exactly as the stack starts it: the project's gunicorn config
+    and the app factory, with its own multiprocess metrics directory."""
+    return Server(
+        name=f"gunicorn:{port}",
+        args=[binary("gunicorn"), "-c", str(ROOT / "service" / "gunicorn_conf.py"),
+              "service:create_app()"],
+        env={
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{port}"),
+            "INFER_HOST": "127.0.0.1",
+            "INFER_PORT": str(port),
+            "INFER_WORKERS": str(workers),
+            **(env or {}),
+        },
+        log_path=workdir / f"gunicorn-{port}.log",
+    )

@@ -1,0 +1,183 @@
+"""The response cache shared by every replica through Redis, failing open.
+
+Each instance is cached on its own, under an explicit key::
+
+    <prefix>:<model name>:<model version>:<sha256 of the canonical instance>
+
+so a batch reuses every instance already answered, a new model version never sees
+the old version's answers, and replicas agree on keys (no per-process ``hash()``).
+Values are JSON, never pickles: whoever can write to Redis must not be able to run
+code in the service.
+
+A cache that fails never fails a request: Redis errors count as misses, and after
+``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
+``cache_breaker_reset_seconds``, then lets one request try again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flask import Flask
+from flask_caching import Cache
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from service.models.base import Model, Prediction
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def instance_digest(instance: Any) -> str:
+    """sha256 of the canonical JSON of an already canonical instance."""
+    canonical = json.dumps(instance, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def cache_key(model: Model, instance: Any) -> str:
+    """The key of one instance's answer (the backend adds the deployment prefix)."""
+    return f"{model.name}:{model.version}:{instance_digest(instance)}"
+
+
+class JsonSerializer:
+    """Stores predictions as JSON; anything unreadable is a miss, never an error."""
+
+    def dumps(self, value: Any, protocol: int | None = None) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def loads(self, value: bytes | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+
+
+class CircuitBreaker:
+    """Closed until ``failures`` in a row; then open for ``reset_seconds``; then one try."""
+
+    def __init__(self, failures: int, reset_seconds: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self._threshold = failures
+        self._reset = reset_seconds
+        self._clock = clock
+        self._failures = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._failures >= self._threshold and self._clock() < self._open_until
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._failures < self._threshold:
+                return True
+            if self._clock() < self._open_until:
+                return False
+            # half-open: let this caller try, and keep the others out meanwhile
+            self._open_until = self._clock() + self._reset
+            return True
+
+    def success(self) -> None:
+        with self._lock:
+            if self._failures >= self._threshold:
+                log.info("cache circuit closed: Redis answers again")
+            self._failures = 0
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._failures == self._threshold:
+                log.warning("cache circuit open: skipping Redis for %.1f s", self._reset)
+            if self._failures >= self._threshold:
+                self._open_until = self._clock() + self._reset
+
+
+class ResponseCache:
+    """Per-instance prediction cache over a Flask-Caching Redis backend."""
+
+    def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
+                 on_lookup: Callable[[str, str, int], None] = lambda model, result, n: None):
+        self._backend = backend
+        self._breaker = breaker
+        self._ttl = ttl_seconds
+        self._on_lookup = on_lookup
+
+    def get_many(self, model: Model, instances: Sequence[Any]) -> list[Prediction | None]:
+        misses: list[Prediction | None] = [None] * len(instances)
+        if not self._breaker.allow():
+            self._on_lookup(model.name, "error", len(instances))
+            return misses
+        try:
+            values = self._backend.get_many(*(cache_key(model, i) for i in instances))
+        except (RedisError, OSError) as exc:
+            self._failed("read", exc)
+            self._on_lookup(model.name, "error", len(instances))
+            return misses
+        self._breaker.success()
+        found = [_prediction(value) for value in values]
+        hits = sum(p is not None for p in found)
+        self._on_lookup(model.name, "hit", hits)
+        self._on_lookup(model.name, "miss", len(found) - hits)
+        return found
+
+    def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None:
+        if not items or not self._breaker.allow():
+            return
+        mapping = {cache_key(model, instance): {"label": p.label, "scores": p.scores}
+                   for instance, p in items}
+        try:
+            self._backend.set_many(mapping, timeout=self._ttl)
+        except (RedisError, OSError) as exc:
+            self._failed("write", exc)
+            return
+        self._breaker.success()
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._breaker.failure()
+        log.warning("cache %s failed, answering uncached: %s", what, exc)
+
+
+def _prediction(value: Any) -> Prediction | None:
+    if not isinstance(value, dict):
+        return None
+    label, scores = value.get("label"), value.get("scores")
+    if not isinstance(label, str) or not isinstance(scores, dict):
+        return None
+    return Prediction(label=label, scores=scores)
+
+
+def init_cache(app: Flask, settings: Settings,
+               on_lookup: Callable[[str, str, int], None]) -> ResponseCache | None:
+    """Bind Flask-Caching's Redis backend to ``app``; None when no Redis is configured."""
+    if not settings.redis_url:
+        return None
+    cache = Cache(app, config={
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": settings.redis_url,
+        "CACHE_KEY_PREFIX": f"{settings.cache_prefix}:",
+        "CACHE_DEFAULT_TIMEOUT": settings.cache_ttl_seconds,
+        "CACHE_OPTIONS": {
+            "socket_timeout": settings.cache_socket_timeout,
+            "socket_connect_timeout": settings.cache_connect_timeout,
+            # no retries: a failure goes to the breaker, not into a slower request
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        },
+    })
+    backend = cache.cache
+    backend.serializer = JsonSerializer()
+    breaker = CircuitBreaker(settings.cache_breaker_failures,
+                             settings.cache_breaker_reset_seconds)
+    return ResponseCache(backend, breaker, settings.cache_ttl_seconds, on_lookup)

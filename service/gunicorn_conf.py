@@ -1,0 +1,109 @@
+"""Gunicorn process settings and hooks, every value from the settings object.
+
+Run a replica with::
+
+    PROMETHEUS_MULTIPROC_DIR=run/metrics/8001 INFER_PORT=8001 \\
+        gunicorn -c service/gunicorn_conf.py "service:create_app()"
+
+This file holds binding, workers, timeouts, logging and hooks: no business logic.
+"""
+
+# Monkey-patching comes first, before anything imports ssl, socket or redis. The
+# gevent worker patches again in each child, but by then the master (this config,
+# gunicorn itself) has imported ssl and socket unpatched, which gevent warns about
+# and which can leave the master's copies blocking. Patching here, at the top of
+# the config, makes master and workers see one patched world. (gevent's own docs
+# and gunicorn issue #1566 describe the early-patch requirement.)
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402 - after patching, on purpose
+import shutil  # noqa: E402
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from service.settings import Settings  # noqa: E402
+
+# BLAS and OpenMP pools do not survive fork and would fight gevent for the two cores:
+# one thread each. Set before any worker imports numpy or scikit-learn.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+_settings = Settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "gevent"
+# A CPU-bound predict blocks a worker's hub. A small per-worker connection cap keeps
+# one worker from accepting far more requests than it can serve while its siblings
+# idle; the kernel's accept queue holds the rest for whichever worker frees up first.
+worker_connections = _settings.worker_connections
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+# Longer than NGINX's upstream keepalive_timeout (60 s): NGINX must close an idle
+# connection before Gunicorn does, or it reuses a closed one and answers 502.
+keepalive = _settings.keepalive
+# Models load after fork, in each worker, by the app factory: no model (and no BLAS
+# or OpenMP pool) ever lives in the master, so nothing forked can hang; loading both
+# models takes ~0.1 s.
+preload_app = False
+loglevel = _settings.log_level
+errorlog = "-"
+# The app logs one JSON line per request (with model, cache and request id); Gunicorn's
+# access log repeats it in Gunicorn's words only when asked.
+accesslog = "-" if _settings.gunicorn_access_log else None
+access_log_format = (
+    '{"ts":"%(t)s","remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,'
+    '"bytes":%(B)s,"duration_us":%(D)s,"request_id":"%({x-request-id}o)s",'
+    '"user_agent":"%(a)s"}'
+)
+# Several replicas share a host (and Kubernetes' root filesystem is read-only): no
+# per-user control socket in $HOME.
+control_socket_disable = True
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.request_log.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                            "stream": "ext://sys.stdout"}},
+    "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stdout"],
+                           "propagate": False},
+        "gunicorn.access": {"level": "INFO", "propagate": False,
+                            "handlers": ["stdout"] if _settings.gunicorn_access_log else []},
+    },
+}
+
+
+def on_starting(server):
+    """Wipe the metrics directory: samples of a previous run's workers must not count."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        if _settings.metrics_enabled:
+            raise RuntimeError("set PROMETHEUS_MULTIPROC_DIR before starting Gunicorn")
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker):
+    """Turn readiness off as soon as a worker is told to stop, before it drains."""
+    stop = worker.handle_exit
+
+    def draining_exit(sig, frame):
+        state = getattr(worker.wsgi, "extensions", {}).get("infer")
+        if state is not None:
+            state.draining = True
+        stop(sig, frame)
+
+    signal.signal(signal.SIGTERM, draining_exit)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+        GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

@@ -1,0 +1,62 @@
+"""Request ids and one structured JSON log line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+log = logging.getLogger("service.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept a caller's id only when it is short and plain, so logs cannot be forged.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; fields passed as ``extra={"fields": {...}}`` are merged."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id (the caller's or a new one), echo it, log the request."""
+
+    @app.before_request
+    def _start() -> None:
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = sent if _VALID_ID.match(sent) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        response.headers[REQUEST_ID_HEADER] = request_id
+        started = g.get("started")
+        fields = {
+            "request_id": request_id,
+            "method": request.method,
+            "route": request.url_rule.rule if request.url_rule else None,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
+            **g.get("log_fields", {}),
+        }
+        log.info("request", extra={"fields": fields})
+        return response

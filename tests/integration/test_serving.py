@@ -1,0 +1,196 @@
+"""Production serving against real processes: Gunicorn replicas with gevent workers,
+one Redis shared by them, and Prometheus metrics summed over workers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.train import main as train_main
+from tests.support.procs import free_port, redis_server, running
+
+IRIS = "/v1/models/iris/predict"
+
+
+def unique_flower() -> list[float]:
+    """An iris instance no other test has sent (so no cache can know it)."""
+    n = uuid.uuid4().int
+    return [4 + (n % 4000) / 1000, 2 + (n // 4000 % 2000) / 1000, 1 + (n // 8_000_000 % 5000)
+            / 1000, 0.1 + (n // 40_000_000_000 % 2000) / 1000]
+
+
+def predict(url, instances, session=requests, **headers):
+    response = session.post(url + IRIS, json={"instances": instances}, headers=headers,
+                            timeout=10)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def metric(url: str, name: str, **labels) -> float:
+    total = 0.0
+    text = requests.get(url + "/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+@pytest.fixture(scope="module")
+def pair(start_replica, redis_url):
+    """Two replicas sharing one Redis."""
+    return start_replica(redis_url)[0], start_replica(redis_url)[0]
+
+
+def test_two_replicas_share_the_cache(pair):
+    first, second = pair
+    flower = unique_flower()
+    assert predict(first, [flower]).headers["X-Cache"] == "miss"
+    hit = predict(second, [flower])
+    assert hit.headers["X-Cache"] == "hit"
+    assert hit.json() == predict(first, [flower], **{"Cache-Control": "no-cache"}).json()
+
+
+def test_a_batch_of_cached_and_new_instances_is_partial_and_in_order(pair):
+    first, second = pair
+    known = [unique_flower(), unique_flower()]
+    predict(first, known)
+    batch = [unique_flower(), known[1], unique_flower(), known[0]]
+    response = predict(second, batch)
+    assert response.headers["X-Cache"] == "partial"
+    truth = predict(first, batch, **{"Cache-Control": "no-cache"})
+    assert truth.headers["X-Cache"] == "bypass"
+    assert response.json()["predictions"] == truth.json()["predictions"]
+
+
+def _worker_request_counts(metrics_dir: Path) -> dict[str, float]:
+    counts = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        pid = path.stem.split("_")[-1]
+        counts[pid] = sum(value for key, value, *_ in MmapedDict.read_all_values_from_file(
+            str(path)) if json.loads(key)[1] == "flask_http_request_total")
+    return counts
+
+
+def test_metrics_add_up_exactly_across_both_workers(start_replica, redis_url, workdir):
+    url, server = start_replica(redis_url)
+    n = 120
+    flowers = [unique_flower() for _ in range(n // 2)]
+    with ThreadPoolExecutor(16) as pool:
+        # each flower twice: once a miss, once a hit
+        list(pool.map(lambda f: predict(url, [f]), flowers))
+        list(pool.map(lambda f: predict(url, [f]), flowers))
+    assert metric(url, "flask_http_request_total") == n
+    assert metric(url, "flask_http_request_total", method="POST", status="200") == n
+    hits = metric(url, "cache_lookups_total", model="iris", result="hit")
+    misses = metric(url, "cache_lookups_total", model="iris", result="miss")
+    assert (hits, misses) == (n // 2, n // 2)
+    assert metric(url, "model_predictions_total", model="iris") == n
+    per_worker = _worker_request_counts(Path(server.env["PROMETHEUS_MULTIPROC_DIR"]))
+    busy = [c for c in per_worker.values() if c > 0]
+    assert len(busy) == 2, f"requests should spread over both workers: {per_worker}"
+    assert sum(busy) == n
+
+
+def test_requests_survive_redis_dying_and_hits_resume_when_it_returns(start_replica, workdir):
+    port = free_port()
+    url_redis = f"redis://127.0.0.1:{port}/0"
+    session = requests.Session()
+
+    def timed(instances, **headers):
+        started = time.perf_counter()
+        response = predict(url, instances, session, **headers)
+        return response, time.perf_counter() - started
+
+    redis_dir = workdir / "dying"
+    redis_dir.mkdir()
+    with running(redis_server(port, redis_dir), lambda: redis.Redis(port=port).ping()) as r:
+        # a socket timeout long enough that waiting it out would show plainly
+        url, _ = start_replica(url_redis, INFER_CACHE_SOCKET_TIMEOUT="1.0",
+                               INFER_CACHE_CONNECT_TIMEOUT="1.0")
+        uncached = [timed([unique_flower()], **{"Cache-Control": "no-cache"})[1]
+                    for _ in range(40)]
+        remembered = unique_flower()
+        assert timed([remembered])[0].headers["X-Cache"] == "miss"
+        for _ in range(10):
+            timed([unique_flower()])
+        r.stop()
+        down = []
+        for _ in range(60):
+            response, seconds = timed([unique_flower()])
+            assert response.headers["X-Cache"] == "miss"
+            down.append(seconds)
+    assert statistics.median(down) <= statistics.median(uncached) + 0.005, (
+        statistics.median(down), statistics.median(uncached))
+    assert max(down) < 0.5, "no request may wait out the 1 s socket timeout"
+
+    with running(redis_server(port, redis_dir), lambda: redis.Redis(port=port).ping()):
+        fresh = unique_flower()
+        deadline = time.monotonic() + 10
+        while timed([fresh])[0].headers["X-Cache"] != "hit":
+            assert time.monotonic() < deadline, "hits never resumed after Redis returned"
+            time.sleep(0.2)
+
+
+def test_a_new_model_version_never_serves_the_old_versions_answers(start_replica, redis_url,
+                                                                  models_dir, workdir):
+    models = workdir / "versions"
+    shutil.copytree(models_dir, models)
+    old = next(p.name for p in (models / "iris").iterdir())
+    train_main(["--model", "iris", "--models-dir", str(models), "--k", "7"])
+    new = next(p.name for p in (models / "iris").iterdir() if p.name != old)
+    url, _ = start_replica(redis_url, models=str(models))
+    flower = unique_flower()
+    for version in (old, new):
+        path = f"{url}/v1/models/iris/versions/{version}/predict"
+        first = requests.post(path, json={"instances": [flower]}, timeout=10)
+        second = requests.post(path, json={"instances": [flower]}, timeout=10)
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+        assert second.json()["version"] == version
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_connections(start_replica,
+                                                                             redis_url):
+    url, server = start_replica(None)
+    texts = [f"the ride was fine number {i} but slow" for i in range(256)]
+    results, started = [], threading.Barrier(9)
+
+    def send():
+        started.wait()
+        response = requests.post(url + "/v1/models/sentiment/predict",
+                                 json={"instances": texts}, timeout=30)
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.15)  # the requests are on the wire and being predicted
+    server.signal(15)
+    # while the workers drain, readiness is off: a balancer stops sending new work
+    seen = set()
+    while server.alive():
+        try:
+            seen.add(requests.get(url + "/readyz", timeout=2).status_code)
+        except requests.ConnectionError:
+            seen.add("refused")
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(30)
+    assert results == [200] * 8, "every in-flight request completes"
+    assert 200 not in seen, seen
+    assert server.process.returncode == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/healthz", timeout=2)

@@ -1,0 +1,106 @@
+"""Cache keys and the circuit breaker, with a fake clock and an in-memory backend."""
+
+import os
+import subprocess
+import sys
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.cache import CircuitBreaker, JsonSerializer, ResponseCache, cache_key
+from service.models.base import Prediction
+from service.models.iris import IrisInput
+
+
+class FakeModel:
+    def __init__(self, name="iris", version="v1"):
+        self.name, self.version = name, version
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Backend:
+    def __init__(self):
+        self.store, self.down, self.calls = {}, False, 0
+
+    def get_many(self, *keys):
+        self.calls += 1
+        if self.down:
+            raise RedisConnectionError("refused")
+        return [self.store.get(k) for k in keys]
+
+    def set_many(self, mapping, timeout=None):
+        self.calls += 1
+        if self.down:
+            raise RedisConnectionError("refused")
+        self.store.update(mapping)
+
+
+def test_keys_name_model_and_version_and_ignore_the_spelling_of_an_instance():
+    spec = IrisInput()
+    (as_list,) = spec.canonical([[5.1, 3.5, 1.4, 0.2]])
+    (as_dict,) = spec.canonical([{"sepal_length": 5.1, "sepal_width": 3.5,
+                                  "petal_length": 1.4, "petal_width": 0.2}])
+    assert cache_key(FakeModel(), as_list) == cache_key(FakeModel(), as_dict)
+    assert cache_key(FakeModel(), as_list).startswith("iris:v1:")
+    assert cache_key(FakeModel(version="v2"), as_list) != cache_key(FakeModel(), as_list)
+
+
+def test_keys_are_the_same_in_every_process():
+    """Python's salted hash() would differ between processes; sha256 must not."""
+    code = ("from service.cache import cache_key; from types import SimpleNamespace as N; "
+            "print(cache_key(N(name='sentiment', version='abc'), 'héllo 🚗'))")
+    keys = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           text=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(keys) == 1
+    assert keys.pop().strip() == cache_key(FakeModel("sentiment", "abc"), "héllo 🚗")
+
+
+def test_serializer_stores_json_and_reads_garbage_as_a_miss():
+    serializer = JsonSerializer()
+    assert serializer.dumps({"label": "x"}) == b'{"label":"x"}'
+    assert serializer.loads(b'{"label":"x"}') == {"label": "x"}
+    assert serializer.loads(b"\x80\x04garbage") is None
+    assert serializer.loads(None) is None
+
+
+def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=2, reset_seconds=5, clock=clock)
+    backend = Backend()
+    lookups = []
+    cache = ResponseCache(backend, breaker, ttl_seconds=60,
+                          on_lookup=lambda m, result, n: lookups.append((result, n)))
+    model = FakeModel()
+    backend.down = True
+    for _ in range(2):
+        assert cache.get_many(model, [1, 2]) == [None, None]
+    assert breaker.is_open
+    calls = backend.calls
+    assert cache.get_many(model, [1]) == [None]
+    assert backend.calls == calls, "an open breaker must not touch Redis"
+    backend.down = False
+    clock.now += 5.1
+    cache.set_many(model, [(1, Prediction("a", {"a": 1.0}))])
+    assert not breaker.is_open
+    assert cache.get_many(model, [1, 2]) == [Prediction("a", {"a": 1.0}), None]
+    assert ("error", 1) in lookups and ("hit", 1) in lookups and ("miss", 1) in lookups
+
+
+def test_a_failed_half_open_try_opens_the_breaker_again():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_seconds=5, clock=clock)
+    breaker.failure()
+    assert not breaker.allow()
+    clock.now += 6
+    assert breaker.allow(), "one try after the reset time"
+    assert not breaker.allow(), "only one caller tries while half-open"
+    breaker.failure()
+    clock.now += 1
+    assert not breaker.allow()
