@@ -57,11 +57,11 @@ def ensure_models() -> None:
 
 
 @contextlib.contextmanager
-def stack(workdir: Path) -> Iterator[System]:
+def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[System]:
     """The stack's serving path on free ports.
 
-    Its settings are ``deploy/stack.env`` and the ``INFER_*`` environment (for example
-    ``INFER_WORKERS``), as for ``make up``; the ports are replaced by free ones.
+    Its settings are ``deploy/stack.env``, the ``INFER_*`` environment (for example
+    ``INFER_WORKERS``) as for ``make up``, then ``settings``; ports are replaced by free ones.
     """
     env = {
         name: str(free_port())
@@ -71,6 +71,7 @@ def stack(workdir: Path) -> Iterator[System]:
     env["INFER_BASE_PORT"] = str(free_ports_in_a_row(REPLICAS))
     env["INFER_REPLICAS"] = str(REPLICAS)
     env["INFER_MODELS_DIR"] = str(MODELS_DIR)
+    env.update(settings or {})
     env["REDIS_URL"] = ""  # the stack's own Redis, never one from the caller's environment
     url = f"http://127.0.0.1:{env['INFER_NGINX_PORT']}"
     replicas = [int(env["INFER_BASE_PORT"]) + i for i in range(REPLICAS)]
@@ -88,10 +89,11 @@ def stack(workdir: Path) -> Iterator[System]:
         return all(http_ok(u) for u in urls)
 
     with running(server, ready, timeout=180):
-        settings = {k: v for k, v in os.environ.items() if k.startswith("INFER_")}
-        settings.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
-        settings["replica ports"] = ",".join(str(p) for p in replicas)
-        yield System("stack", url, settings)
+        given = {k: v for k, v in os.environ.items() if k.startswith("INFER_") and "PORT" not in k}
+        given.update(settings or {})
+        given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
+        given["replica ports"] = ",".join(str(p) for p in replicas)
+        yield System("stack", url, given)
 
 
 @contextlib.contextmanager
