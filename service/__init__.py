@@ -19,6 +19,7 @@ from service import request_log
 from service.api.health import health
 from service.api.models import models
 from service.api.predict import predict
+from service.batching import MicroBatcher
 from service.cache import init_cache
 from service.errors import (
     BadRequest,
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         metrics.loaded(registry.all())
     request_log.init_app(app)
     cache = init_cache(app, settings, metrics.cache_lookup if metrics else _ignore)
-    inference = Inference(cache, metrics=metrics)
+    batcher = MicroBatcher(settings.batch_for, metrics or _NoMetrics())
+    inference = Inference(cache, runner=batcher.run, metrics=metrics)
     app.extensions["infer"] = AppState(settings, registry, inference)
 
     register_error_handlers(app)
@@ -96,6 +98,13 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
 def _ignore(*args) -> None:
     return None
+
+
+class _NoMetrics:
+    """Stands in for Metrics when INFER_METRICS_ENABLED is false."""
+
+    def __getattr__(self, name):
+        return _ignore
 
 
 def _validation_error(exc: ValidationError):

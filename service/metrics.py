@@ -60,7 +60,7 @@ class Metrics:
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being served", multiprocess_mode="livesum",
             registry=registry)
-        self.rejected = Counter(
+        self.rejected_requests = Counter(
             "batch_rejected", "Requests shed with 503 because a batch queue was full",
             ["model"], registry=registry)
         app.before_request(self.in_flight.inc)
@@ -77,6 +77,12 @@ class Metrics:
     def batch(self, model: Model, size: int, seconds: float) -> None:
         self.batch_size.labels(model.name).observe(size)
         self.inference_seconds.labels(model.name).observe(seconds)
+
+    def waited(self, model: Model, seconds: float) -> None:
+        self.queue_wait.labels(model.name).observe(seconds)
+
+    def rejected(self, model: Model) -> None:
+        self.rejected_requests.labels(model.name).inc()
 
     def answered(self, model: Model, predictions: list[Prediction]) -> None:
         counts: dict[str, int] = {}

@@ -3,6 +3,7 @@
 import schemathesis
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service import create_app
 from service.settings import Settings
@@ -34,7 +35,12 @@ calls = {"count": 0}
           suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_get_a_5xx_and_match_the_schema(case):
     calls["count"] += 1
-    response = case.call_and_validate()
+    # One documented predict route serves every model, so an instance that fits the
+    # shared schema can still be wrong for the model the path names (an iris list
+    # sent to sentiment): a correct 422, not the rejected-valid-data failure this
+    # check would report. Every other check (5xx, status codes, content types,
+    # response schemas, undeclared methods) runs.
+    response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
     assert response.status_code < 500
 
 

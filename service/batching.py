@@ -1,0 +1,154 @@
+"""The per-worker micro-batcher: concurrent requests to one model share a model call.
+
+One predict per request wastes the CPU (iris: 0.77 ms alone, 0.014 ms a row in a
+batch of 64) and, in a gevent worker, blocks the hub so every other request waits.
+Here each (model, version) has a bounded queue and one batching loop per worker:
+
+- the loop takes the oldest request; if nothing else waits, it runs at once, so a
+  lone request never waits out the timer;
+- otherwise it gathers more requests until ``max_size`` instances or until the oldest
+  has waited ``max_wait_ms``, then predicts them all in one call;
+- answers go back to each request in order; an exception fails only that batch;
+- a full queue sheds load: the request gets 503 with ``Retry-After``.
+
+Written with ``threading`` and ``queue``: under Gunicorn's gevent worker these are
+monkey-patched into greenlet primitives, and they work with plain threads in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from service.errors import Overloaded
+from service.models.base import Model, Prediction
+from service.settings import BatchSettings
+
+log = logging.getLogger(__name__)
+
+
+class BatchMetrics(Protocol):
+    """What the batcher reports; ``service.metrics.Metrics`` provides these."""
+
+    def batch(self, model: Model, size: int, seconds: float) -> None: ...
+
+    def waited(self, model: Model, seconds: float) -> None: ...
+
+    def rejected(self, model: Model) -> None: ...
+
+
+@dataclass
+class _Job:
+    instances: Sequence[Any]
+    enqueued: float = field(default_factory=time.perf_counter)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: list[Prediction] | None = None
+    error: BaseException | None = None
+
+
+class _Lane:
+    """The queue and batching loop of one model version in one worker."""
+
+    def __init__(self, model: Model, limits: BatchSettings, metrics: BatchMetrics):
+        self.model = model
+        self.limits = limits
+        self.metrics = metrics
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.waiting = 0  # instances queued, not yet taken by the loop
+        self.carry: _Job | None = None  # a job too big for the last batch: it opens the next
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True).start()
+
+    def submit(self, instances: Sequence[Any]) -> list[Prediction]:
+        job = _Job(instances)
+        with self.lock:
+            if self.waiting + len(instances) > self.limits.queue_size:
+                self.metrics.rejected(self.model)
+                raise Overloaded(
+                    f"the {self.model.name} queue is full; retry shortly",
+                    details={"queued_instances": self.waiting,
+                             "queue_size": self.limits.queue_size},
+                    headers={"Retry-After": "1"})
+            self.waiting += len(instances)
+        self.jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._gather()
+            try:
+                self._run(batch)
+            except BaseException as exc:  # one failed batch fails only its own requests
+                log.exception("batch of %s failed", self.model.name)
+                for job in batch:
+                    job.error = exc
+            finally:
+                for job in batch:
+                    job.done.set()
+
+    def _gather(self) -> list[_Job]:
+        first, self.carry = self.carry or self.jobs.get(), None
+        batch, size = [first], len(first.instances)
+        deadline = first.enqueued + self.limits.max_wait_ms / 1000
+        while size < self.limits.max_size:
+            try:
+                # nothing else queued: a lone request runs now, without waiting
+                job = self.jobs.get_nowait() if len(batch) == 1 else self.jobs.get(
+                    timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                break
+            if size + len(job.instances) > self.limits.max_size:
+                self.carry = job
+                break
+            batch.append(job)
+            size += len(job.instances)
+        with self.lock:
+            self.waiting -= size
+        return batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        for job in batch:
+            self.metrics.waited(self.model, started - job.enqueued)
+        instances = [instance for job in batch for instance in job.instances]
+        predictions = self.model.predict(instances)
+        self.metrics.batch(self.model, len(instances), time.perf_counter() - started)
+        offset = 0
+        for job in batch:
+            job.result = predictions[offset:offset + len(job.instances)]
+            offset += len(job.instances)
+
+
+class MicroBatcher:
+    """Batches concurrent predictions per model version; use ``run`` as inference's runner."""
+
+    def __init__(self, limits_for: Callable[[str], BatchSettings], metrics: BatchMetrics):
+        self._limits_for = limits_for
+        self._metrics = metrics
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lock = threading.Lock()
+
+    def run(self, model: Model, instances: Sequence[Any]) -> list[Prediction]:
+        return self._lane(model).submit(instances)
+
+    def _lane(self, model: Model) -> _Lane:
+        key = (model.name, model.version)
+        lane = self._lanes.get(key)
+        if lane is None or lane.pid != os.getpid():  # a forked child needs its own loop
+            with self._lock:
+                lane = self._lanes.get(key)
+                if lane is None or lane.pid != os.getpid():
+                    lane = _Lane(model, self._limits_for(model.name), self._metrics)
+                    self._lanes[key] = lane
+        return lane

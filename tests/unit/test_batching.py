@@ -1,0 +1,188 @@
+"""The micro-batcher, with a recording model (unit layer: no servers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from service.batching import MicroBatcher
+from service.errors import Overloaded
+from service.models.base import Prediction
+from service.settings import BatchSettings
+from tests.conftest import ROOT
+
+
+class EchoModel:
+    """Answers each instance with its own value; records every model call."""
+
+    name, version = "echo", "v1"
+
+    def __init__(self, delay: float = 0.0, fail_on=None):
+        self.calls: list[list] = []
+        self.delay, self.fail_on = delay, fail_on
+
+    def predict(self, batch):
+        self.calls.append(list(batch))
+        if self.fail_on is not None and self.fail_on in batch:
+            raise RuntimeError("model exploded")
+        time.sleep(self.delay)
+        return [Prediction(label=str(x), scores={str(x): 1.0}) for x in batch]
+
+
+class Recorder:
+    def __init__(self):
+        self.batches, self.waits, self.rejections = [], [], 0
+
+    def batch(self, model, size, seconds):
+        self.batches.append(size)
+
+    def waited(self, model, seconds):
+        self.waits.append(seconds)
+
+    def rejected(self, model):
+        self.rejections += 1
+
+
+def batcher(**limits):
+    recorder = Recorder()
+    return MicroBatcher(lambda name: BatchSettings(**limits), recorder), recorder
+
+
+def labels(predictions):
+    return [p.label for p in predictions]
+
+
+def in_threads(count, target):
+    results, errors = [None] * count, [None] * count
+
+    def run(i):
+        try:
+            results[i] = target(i)
+        except Exception as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results, errors
+
+
+def test_a_lone_request_runs_at_once_without_waiting_for_the_timer():
+    batch, recorder = batcher(max_size=32, max_wait_ms=500)
+    model = EchoModel()
+    started = time.perf_counter()
+    assert labels(batch.run(model, [1, 2])) == ["1", "2"]
+    assert time.perf_counter() - started < 0.1, "the 500 ms timer must not apply"
+    assert recorder.batches == [2]
+
+
+def test_concurrent_requests_share_model_calls_and_each_get_their_own_answers():
+    batch, recorder = batcher(max_size=64, max_wait_ms=20)
+    model = EchoModel(delay=0.01)
+    results, errors = in_threads(40, lambda i: batch.run(model, [i * 10, i * 10 + 1]))
+    assert errors == [None] * 40
+    for i, predictions in enumerate(results):
+        assert labels(predictions) == [str(i * 10), str(i * 10 + 1)]
+    assert len(model.calls) < 40, "some requests must have shared a model call"
+    assert sum(recorder.batches) == 80
+    assert max(recorder.batches) <= 64
+
+
+def test_the_timer_gathers_requests_that_arrive_within_max_wait():
+    batch, recorder = batcher(max_size=100, max_wait_ms=200)
+    model = EchoModel(delay=0.05)
+    # the first request occupies the loop; the next ones queue behind it and
+    # arrive apart by less than max_wait, so they go together in one call
+    first = threading.Thread(target=batch.run, args=(model, [0]))
+    first.start()
+    time.sleep(0.01)
+
+    def later(i):
+        time.sleep(0.005 * i)
+        return batch.run(model, [i + 1])
+
+    results, errors = in_threads(5, later)
+    first.join(5)
+    assert errors == [None] * 5
+    assert [labels(r) for r in results] == [[str(i + 1)] for i in range(5)]
+    assert recorder.batches == [1, 5]
+
+
+def test_batches_never_exceed_max_size_and_big_requests_run_alone():
+    batch, _ = batcher(max_size=4, max_wait_ms=50)
+    model = EchoModel(delay=0.005)
+    results, errors = in_threads(6, lambda i: batch.run(model, list(range(i * 10, i * 10 + 3))))
+    assert errors == [None] * 6
+    assert [labels(r) for r in results] == [[str(i * 10 + k) for k in range(3)] for i in range(6)]
+    assert max(len(c) for c in model.calls) <= 4
+    assert labels(batch.run(model, list(range(9)))) == [str(i) for i in range(9)]
+
+
+def test_a_failing_batch_fails_only_its_own_requests():
+    batch, _ = batcher(max_size=2, max_wait_ms=50)
+    model = EchoModel(delay=0.02, fail_on=666)
+    results, errors = in_threads(6, lambda i: batch.run(model, [666 if i == 0 else i]))
+    failed = [i for i, e in enumerate(errors) if e is not None]
+    assert 0 in failed
+    assert all(isinstance(errors[i], RuntimeError) for i in failed)
+    assert len(failed) <= 2, "only the batch holding the bad instance fails"
+    for i, result in enumerate(results):
+        if i not in failed:
+            assert labels(result) == [str(i)]
+    assert labels(batch.run(model, [7])) == ["7"], "the loop survives a failed batch"
+
+
+def test_a_full_queue_sheds_load_with_503_and_retry_after():
+    batch, recorder = batcher(max_size=1, max_wait_ms=0, queue_size=3)
+    model = EchoModel(delay=0.2)
+    results, errors = in_threads(8, lambda i: batch.run(model, [i]))
+    shed = [e for e in errors if e is not None]
+    assert shed, "some requests must be refused while the queue is full"
+    assert all(isinstance(e, Overloaded) and e.status == 503 for e in shed)
+    assert shed[0].headers["Retry-After"] == "1"
+    assert recorder.rejections == len(shed)
+    assert sum(r is not None for r in results) >= 3
+
+
+GREENLETS = textwrap.dedent("""
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent, time
+    from service.batching import MicroBatcher
+    from service.models.base import Prediction
+    from service.settings import BatchSettings
+
+    class Model:
+        name, version, calls = "m", "v", []
+        def predict(self, batch):
+            self.calls.append(len(batch))
+            time.sleep(0.002)  # patched: yields, as real I/O would not, but CPU would block
+            return [Prediction(str(x), {str(x): 1.0}) for x in batch]
+
+    class Quiet:
+        def __getattr__(self, name):
+            return lambda *a: None
+
+    model = Model()
+    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=2), Quiet())
+    def ask(i):
+        return [p.label for p in batcher.run(model, [f"{i}-a", f"{i}-b"])]
+    jobs = [gevent.spawn(ask, i) for i in range(300)]
+    gevent.joinall(jobs, timeout=20)
+    wrong = [i for i, j in enumerate(jobs) if j.value != [f"{i}-a", f"{i}-b"]]
+    print(len(wrong), len(model.calls), max(model.calls))
+""")
+
+
+def test_many_greenlets_each_get_exactly_their_own_answer():
+    out = subprocess.run([sys.executable, "-c", GREENLETS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    wrong, calls, biggest = map(int, out)
+    assert wrong == 0
+    assert calls < 300, "greenlets must share model calls"
+    assert biggest <= 32
