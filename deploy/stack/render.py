@@ -171,8 +171,11 @@ def procfile_entries(config: StackConfig, run: RunDir) -> dict[str, str]:
         f"exec {_binary('nginx')} -e stderr -p {q(str(path / 'nginx'))} "
         f"-c {q(str(path / 'nginx' / 'nginx.conf'))} -g 'daemon off;'"
     )
+    # The exporter gives up at once if NGINX is not listening yet; honcho starts both
+    # together, so let it retry for a while.
     entries["nginx_exporter"] = (
-        f"exec {_binary('prometheus-nginx-exporter')} "
+        f"exec {_binary('prometheus-nginx-exporter')} --nginx.retries=30 "
+        "--nginx.retry-interval=1s "
         f"--nginx.scrape-uri=http://{config.host}:{config.nginx_status_port}/stub_status "
         f"--web.listen-address={config.host}:{config.nginx_exporter_port}"
     )

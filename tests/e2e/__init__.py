@@ -1,0 +1,1 @@
+"""End-to-end tests: the whole stack (NGINX, replicas, Redis, Prometheus) on loopback."""
