@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 log = logging.getLogger("service.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Accept a caller's id only when it is short and plain, so logs cannot be forged.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -58,5 +59,7 @@ def init_app(app: Flask) -> None:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
             **g.get("log_fields", {}),
         }
-        log.info("request", extra={"fields": fields})
+        # probes and scrapes arrive every few seconds: kept out of the info-level log
+        level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+        log.log(level, "request", extra={"fields": fields})
         return response
