@@ -56,13 +56,11 @@ def ensure_models() -> None:
     )
 
 
-@contextlib.contextmanager
-def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[System]:
-    """The stack's serving path on free ports.
+START_ATTEMPTS = 3
+"""Free ports can be taken by another process before the stack binds them; retry then."""
 
-    Its settings are ``deploy/stack.env``, the ``INFER_*`` environment (for example
-    ``INFER_WORKERS``) as for ``make up``, then ``settings``; ports are replaced by free ones.
-    """
+
+def _stack_env(settings: dict[str, str] | None) -> dict[str, str]:
     env = {
         name: str(free_port())
         for name in ("INFER_NGINX_PORT", "INFER_NGINX_STATUS_PORT", "INFER_REDIS_PORT",
@@ -73,22 +71,37 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
     env["INFER_MODELS_DIR"] = str(MODELS_DIR)
     env.update(settings or {})
     env["REDIS_URL"] = ""  # the stack's own Redis, never one from the caller's environment
-    url = f"http://127.0.0.1:{env['INFER_NGINX_PORT']}"
-    replicas = [int(env["INFER_BASE_PORT"]) + i for i in range(REPLICAS)]
-    server = Server(
-        name="stack",
-        args=[sys.executable, "-m", "deploy.stack", "up", "--run-dir", str(workdir / "stack"),
-              "--only", STACK_PROCESSES],
-        env=env,
-        log_path=workdir / "stack.log",
-    )  # fmt: skip
+    return env
 
-    def ready() -> bool:
-        # every replica, not only the first one NGINX happens to reach
-        urls = [f"{url}/readyz", *(f"http://127.0.0.1:{p}/readyz" for p in replicas)]
-        return all(http_ok(u) for u in urls)
 
-    with running(server, ready, timeout=180):
+@contextlib.contextmanager
+def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[System]:
+    """The stack's serving path on free ports.
+
+    Its settings are ``deploy/stack.env``, the ``INFER_*`` environment (for example
+    ``INFER_WORKERS``) as for ``make up``, then ``settings``; ports are replaced by free ones.
+    """
+    with contextlib.ExitStack() as cleanup:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            env = _stack_env(settings)
+            url = f"http://127.0.0.1:{env['INFER_NGINX_PORT']}"
+            replicas = [int(env["INFER_BASE_PORT"]) + i for i in range(REPLICAS)]
+            server = Server(
+                name="stack",
+                args=[sys.executable, "-m", "deploy.stack", "up",
+                      "--run-dir", str(workdir / "stack"), "--only", STACK_PROCESSES],
+                env=env,
+                log_path=workdir / "stack.log",
+            )  # fmt: skip
+            # Every replica must answer, and before NGINX is asked at all: a request NGINX
+            # sends to a booting replica marks it failed for a while (502s after start).
+            urls = [*(f"http://127.0.0.1:{p}/readyz" for p in replicas), f"{url}/readyz"]
+            try:
+                cleanup.enter_context(running(server, lambda u=urls: all(map(http_ok, u)), 180))
+                break
+            except RuntimeError as exc:
+                if "ports already in use" not in str(exc) or attempt == START_ATTEMPTS:
+                    raise
         given = {k: v for k, v in os.environ.items() if k.startswith("INFER_") and "PORT" not in k}
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,16 @@ def stats_rows(out: Path) -> dict[str, dict]:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
+def wrong_answers(out: Path) -> list[str]:
+    """Failures other than a 5xx to a valid request: wrong labels, scores, cache states, errors.
+
+    Transient 5xx answers are what the failure budget is for; a wrong answer never is.
+    """
+    with open(out / "locust_failures.csv", newline="") as handle:
+        errors = [f"{row['Name']}: {row['Error']}" for row in csv.DictReader(handle)]
+    return [error for error in errors if not re.search(r"'status 5\d\d, wanted 200'", error)]
+
+
 def test_a_short_mixed_run_against_the_stack_meets_its_slo_gates(full_stack, tmp_path):
     done = run(["-m", "locust", *locust_options(full_stack.nginx_url, tmp_path)], timeout=90)
     verdict = json.loads((tmp_path / "slo.json").read_text())
@@ -59,10 +70,8 @@ def test_a_short_mixed_run_against_the_stack_meets_its_slo_gates(full_stack, tmp
     rows = stats_rows(tmp_path)
     for group in GROUPS:
         assert int(rows[group]["Request Count"]) > 0, group
-        assert int(rows[group]["Failure Count"]) == 0, group
-    bad = [row for name, row in rows.items() if name.startswith("bad input [")]
-    assert bad, "the bad-input user sent nothing"
-    assert sum(int(row["Failure Count"]) for row in bad) == 0
+    assert [name for name in rows if name.startswith("bad input [")], "no bad input was sent"
+    assert wrong_answers(tmp_path) == []
     assert (tmp_path / "locust.html").stat().st_size > 10_000
 
 
@@ -84,4 +93,4 @@ def test_a_distributed_run_with_two_workers_merges_their_traffic_and_passes(full
     assert "2 workers connected" in done.stderr
     assert verdict["passed"] is True
     assert verdict["observed"]["requests"] >= 300
-    assert int(stats_rows(tmp_path)["Aggregated"]["Failure Count"]) == 0
+    assert wrong_answers(tmp_path) == []
