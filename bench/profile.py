@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=WORKLOADS, default="mixed")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--log-level", default="warning", help="the stack's INFER_LOG_LEVEL")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "profile.collapsed.txt"
     systems.ensure_models()
-    with systems.stack(work) as stack:
+    with systems.stack(work, {"INFER_LOG_LEVEL": args.log_level}) as stack:
         replica_port = int(stack.settings["replica ports"].split(",")[0])
         load = subprocess.Popen(
             command(stack.url, args.workload, args.concurrency, args.seconds + 3, int(time.time())),
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             load.wait(args.seconds + 30)
     layers, leaves, total = summarise(raw.read_text())
-    what = f"wrk {args.workload} at c={args.concurrency} for {args.seconds} s"
+    what = (f"wrk {args.workload} at c={args.concurrency} for {args.seconds} s, "
+            f"INFER_LOG_LEVEL={args.log_level}")  # fmt: skip
     args.out.write_text(render(layers, leaves, total, what))
     print(f"wrote {args.out}")
     return 0
