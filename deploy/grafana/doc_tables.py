@@ -27,6 +27,12 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _untemplated(text: str) -> str:
+    """An alert annotation with its Go-template parts as readable placeholders."""
+    text = re.sub(r"\{\{\s*\$labels\.(\w+)\s*\}\}", r"{\1}", text)
+    return re.sub(r"\{\{\s*\$value[^}]*\}\}", "{value}", text)
+
+
 def _code(text: str) -> str:
     return f"`{_cell(text)}`"
 
@@ -64,7 +70,7 @@ def alerts_table() -> str:
     rows = [
         (
             f"[{rule['alert']}](runbook.md#{rule['alert'].lower()})",
-            _cell(rule["annotations"]["summary"]),
+            _cell(_untemplated(rule["annotations"]["summary"])),
             _code(rule["expr"]),
             _cell(
                 f"fires after {rule['for']}; {rule['labels']['severity']}, "
