@@ -381,3 +381,27 @@ def test_traffic_balance_panel_shares_sum_to_one_and_every_replica_serves(observ
     assert set(shares) == set(observed.replicas)
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6)
     assert min(shares.values()) > 0.2, shares
+
+
+def test_a_killed_replica_puts_its_down_alert_in_pending_and_a_restart_clears_it(
+    observed, stack, prometheus
+):
+    """InferReplicaDown against real `up` series: the right instance, and only it.
+
+    Its `for: 1m` is proven by promtool; here the alert goes pending within seconds
+    of the kill and clears once the replica is back.
+    """
+    victim = stack.replica_addresses[1]
+    replica_down = 'ALERTS{alertname="InferReplicaDown"}'
+    stack.kill_replica(1)
+    try:
+        pending = wait_until(
+            lambda: prometheus.instant(replica_down), 15, interval=0.2, what="a pending alert"
+        )
+        assert [r["metric"]["instance"] for r in pending] == [victim]
+        assert pending[0]["metric"]["alertstate"] == "pending"
+        assert pending[0]["metric"]["severity"] == "warning"
+        assert prometheus.instant('ALERTS{alertname="InferAllReplicasDown"}') == []
+    finally:
+        stack.ensure_replicas()
+    wait_until(lambda: prometheus.instant(replica_down) == [], 15, what="the alert to clear")
