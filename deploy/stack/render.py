@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,8 @@ def replica_command(config: StackConfig, run: RunDir, index: int) -> str:
         "INFER_MODELS_DIR": str(config.models_dir),
     }
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    gunicorn = shlex.quote(str(ROOT / ".venv" / "bin" / "gunicorn"))
+    # The Gunicorn of the environment running this (make's $(VENV)), not one on PATH.
+    gunicorn = shlex.quote(str(Path(sys.executable).parent / "gunicorn"))
     return (
         f"cd {shlex.quote(str(ROOT))} && exec env {assignments} {gunicorn} "
         f"-c service/gunicorn_conf.py 'service:create_app()'"
