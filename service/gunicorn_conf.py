@@ -23,7 +23,12 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from service import whole_response  # noqa: E402
 from service.settings import Settings  # noqa: E402
+
+# Headers leave with the first body bytes, so a replica killed mid-answer leaves
+# nothing half-sent that NGINX could not retry elsewhere (see whole_response.py).
+whole_response.install()
 
 # BLAS and OpenMP pools do not survive fork and would fight gevent for the two cores:
 # one thread each. Set before any worker imports numpy or scikit-learn.

@@ -112,11 +112,11 @@ def test_prometheus_sees_both_replicas_up_and_counts_exactly_the_requests_sent(f
     assert prometheus_request_total(stack) == after
 
 
-# Gunicorn writes a response's headers and its body in two system calls. A SIGKILL that
-# lands between them leaves NGINX holding headers it has already sent on to the client,
-# so no proxy can retry that request: the client sees a body cut short. It is rare (about
-# one run in eight kills one request that way); those, and only those, are tolerated.
-MAX_CUT_AFTER_HEADERS = 2
+# Stock Gunicorn writes a response's headers and its body in two system calls; a SIGKILL
+# between them left NGINX holding headers it had already passed on, so nothing could
+# retry and the client saw a cut body (about one run in eight). service/whole_response.py
+# sends both in one write; a cut body is now a failure like any other.
+MAX_CUT_AFTER_HEADERS = 0
 
 
 def predict_outcome(base_url: str) -> tuple[str, requests.Response]:
