@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> dict:
                 for workload in workloads:
                     for system in live:
                         seed += 1
-                        sample = measure(system.name, system.url, workload, concurrency,
+                        sample = measure(system, workload, concurrency,
                                          args.duration, round_, seed)  # fmt: skip
                         samples.append(sample)
                         print(f"[{time.monotonic() - started:5.0f}s] round {round_} "
@@ -125,11 +125,9 @@ def warm_up(system: systems.System, seed: int) -> int:
     see that.
     """
     tries = 1
-    while measure(system.name, system.url, "healthz", 64, 2, 0, seed).errors and (
-        tries < CLEAN_TRIES
-    ):
+    while measure(system, "healthz", 64, 2, 0, seed).errors and (tries < CLEAN_TRIES):
         tries += 1
-    measure(system.name, system.url, "mixed", 64, WARMUP_SECONDS, 0, seed)
+    measure(system, "mixed", 64, WARMUP_SECONDS, 0, seed)
     return tries
 
 

@@ -29,9 +29,9 @@ def _percent(value: float | None) -> str:
 def reference_table(summaries: dict[Key, Summary]) -> list[str]:
     c = REFERENCE_CONCURRENCY
     lines = [
-        f"| workload (c={c}) | stack rps | stack p99 ms | naive rps | naive p99 ms "
-        "| stack vs naive | stack vs ceiling |",
-        "|---|--:|--:|--:|--:|--:|--:|",
+        f"| workload (c={c}) | stack rps | stack p99 ms | stack CPU ms/req | naive rps "
+        "| naive p99 ms | naive CPU ms/req | stack vs naive | stack vs ceiling |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for workload in WORKLOADS:
         stack, naive = summaries.get(("stack", workload, c)), summaries.get(("naive", workload, c))
@@ -39,9 +39,11 @@ def reference_table(summaries: dict[Key, Summary]) -> list[str]:
             continue
         naive_rps = f"{naive.rps.median:,.0f}" if naive else "-"
         naive_p99 = f"{naive.p99_ms.median:,.1f}" if naive else "-"
+        naive_cpu = f"{naive.cpu_ms.median:.2f}" if naive else "-"
         lines.append(
-            f"| {workload} | {stack.rps.median:,.0f} | {stack.p99_ms.median:,.1f} | {naive_rps} "
-            f"| {naive_p99} | {_times(to_baseline(summaries, stack_key(stack)))} "
+            f"| {workload} | {stack.rps.median:,.0f} | {stack.p99_ms.median:,.1f} "
+            f"| {stack.cpu_ms.median:.2f} | {naive_rps} | {naive_p99} | {naive_cpu} "
+            f"| {_times(to_baseline(summaries, stack_key(stack)))} "
             f"| {_percent(share_of_ceiling(summaries, stack_key(stack)))} |"
         )
     return lines
@@ -54,14 +56,15 @@ def stack_key(summary: Summary) -> Key:
 def full_table(summaries: dict[Key, Summary]) -> list[str]:
     lines = [
         "| system | workload | c | rps: median (min-max) | p50 ms | p99 ms: median (min-max) "
-        "| errors | vs ceiling | vs naive |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| errors | CPU ms/req | vs ceiling | vs naive |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for key, s in summaries.items():
         baseline = to_baseline(summaries, key) if s.system == "stack" else None
         lines.append(
             f"| {s.system} | {s.workload} | {s.concurrency} | {_spread(s.rps)} "
             f"| {s.p50_ms.median:,.1f} | {_spread(s.p99_ms, 1)} | {s.errors} "
+            f"| {s.cpu_ms.median:.2f} "
             f"| {_percent(share_of_ceiling(summaries, key))} | {_times(baseline)} |"
         )
     return lines
@@ -134,7 +137,9 @@ def render(summaries: dict[Key, Summary], context: dict[str, dict[str, str]],
         "Every figure is the median of the runs, with the min-max range where shown. "
         "`vs ceiling` is throughput over the stack's trivial route (`/healthz` through NGINX) at "
         "the same concurrency; `vs naive` is throughput over the naive baseline's for the same "
-        "workload and concurrency.",
+        "workload and concurrency. `CPU ms/req` is the CPU time all of a system's processes "
+        "(NGINX, replicas, Redis; or the naive workers) used per request, summed over cores: "
+        "less sensitive to a busy machine than throughput, and 2 cores give 2,000 ms a second.",
         "",
         "Systems:",
         *(f"- {title}" for title in SYSTEM_TITLES.values()),

@@ -39,6 +39,8 @@ class Summary:
     p99_ms: Spread
     errors: int
     """Summed over the runs."""
+    cpu_ms: Spread
+    """CPU time of every server process (NGINX, replicas, Redis...) per request, in ms."""
 
 
 Key = tuple[str, str, int]
@@ -56,6 +58,7 @@ def summarise(samples: Iterable[Sample]) -> dict[Key, Summary]:
             p50_ms=Spread.of(s.p50_ms for s in group),
             p99_ms=Spread.of(s.p99_ms for s in group),
             errors=sum(s.errors for s in group),
+            cpu_ms=Spread.of(s.cpu_ms_per_request for s in group),
         )
         for key, group in sorted(groups.items())
     }

@@ -36,6 +36,36 @@ class System:
     name: str
     url: str
     settings: dict[str, str] = field(default_factory=dict)
+    root_pid: int = 0
+    """The launcher's pid; the system is it and every process below it."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the system's live processes (user + system)."""
+        return tree_cpu_seconds(self.root_pid) if self.root_pid else 0.0
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and every live process below it.
+
+    By parentage, not session: honcho starts each of its processes in a new session.
+    """
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        # after the command: state(0) ppid(1) ... utime(11) stime(12)
+        children.setdefault(int(fields[1]), []).append(pid)
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += ticks.get(pid, 0)
+        pending.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def free_ports_in_a_row(count: int) -> int:
@@ -106,7 +136,7 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
         given["replica ports"] = ",".join(str(p) for p in replicas)
-        yield System("stack", url, given)
+        yield System("stack", url, given, root_pid=server.pid)
 
 
 @contextlib.contextmanager
@@ -125,4 +155,4 @@ def naive(workdir: Path, workers: int = NAIVE_WORKERS) -> Iterator[System]:
     )  # fmt: skip
     with running(server, lambda: http_ok(f"{url}/healthz"), timeout=120):
         settings = {"workers": str(workers), "worker_class": "sync", "front": "none (direct)"}
-        yield System("naive", url, settings)
+        yield System("naive", url, settings, root_pid=server.pid)

@@ -10,6 +10,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 
+from bench.systems import System
 from tests.support.procs import ROOT, binary
 
 SCRIPT = ROOT / "bench" / "wrk" / "workload.lua"
@@ -32,10 +33,16 @@ class Sample:
     errors: int
     p50_ms: float
     p99_ms: float
+    cpu_seconds: float = 0.0
+    """CPU time the system's processes used during the run (all cores together)."""
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_seconds / self.requests if self.requests else 0.0
 
 
 def command(url: str, workload: str, concurrency: int, seconds: float, seed: int,
@@ -60,18 +67,20 @@ def errors(numbers: dict) -> int:
     return sum(int(numbers[kind]) for kind in kinds)
 
 
-def measure(system: str, url: str, workload: str, concurrency: int, seconds: float,
+def measure(system: System, workload: str, concurrency: int, seconds: float,
             round_: int, seed: int) -> Sample:  # fmt: skip
-    """Run wrk once and return what it measured."""
+    """Run wrk once against ``system`` and return what it measured."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; one of {WORKLOADS}")
+    cpu_before = system.cpu_seconds()
     done = subprocess.run(
-        command(url, workload, concurrency, seconds, seed),
+        command(system.url, workload, concurrency, seconds, seed),
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     )  # fmt: skip
+    cpu_used = system.cpu_seconds() - cpu_before
     numbers = parse(done.stdout)
     return Sample(
-        system=system,
+        system=system.name,
         workload=workload,
         concurrency=concurrency,
         round=round_,
@@ -80,4 +89,5 @@ def measure(system: str, url: str, workload: str, concurrency: int, seconds: flo
         errors=errors(numbers),
         p50_ms=int(numbers["p50_us"]) / 1000,
         p99_ms=int(numbers["p99_us"]) / 1000,
+        cpu_seconds=cpu_used,
     )

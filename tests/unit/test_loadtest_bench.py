@@ -9,9 +9,11 @@ from bench.results import Spread, summarise, targets, to_baseline, to_ceiling
 from bench.wrk import Sample, errors, parse
 
 
-def sample(system, workload, c, rps, p99=10.0, errs=0, round_=1) -> Sample:
-    return Sample(system, workload, c, round_, requests=int(rps * 5), seconds=5.0,
-                  errors=errs, p50_ms=p99 / 4, p99_ms=p99)  # fmt: skip
+def sample(system, workload, c, rps, p99=10.0, errs=0, round_=1, cpu_ms=None) -> Sample:
+    requests = int(rps * 5)
+    cpu_ms = cpu_ms if cpu_ms is not None else (0.5 if system == "stack" else 2.0)
+    return Sample(system, workload, c, round_, requests=requests, seconds=5.0, errors=errs,
+                  p50_ms=p99 / 4, p99_ms=p99, cpu_seconds=cpu_ms * requests / 1000)  # fmt: skip
 
 
 def test_the_bench_line_is_read_and_every_kind_of_error_counted():
@@ -41,6 +43,7 @@ def test_three_rounds_give_their_median_and_range():
     assert summary.rps == Spread(1000, 900, 1200)
     assert summary.p99_ms == Spread(30, 20, 50)
     assert summary.errors == 3
+    assert summary.cpu_ms == Spread(0.5, 0.5, 0.5)
 
 
 def measured_run(iris_uncached_rps=3000, naive_rps=500, p99=40.0, errs_256=0):
@@ -82,7 +85,7 @@ def test_each_missed_target_is_reported_as_missed():
 def test_the_report_has_the_reference_table_targets_and_every_measurement():
     summaries = measured_run()
     text = report.render(summaries, {"machine": {"cores": "2"}}, ["- a note"])
-    assert "| iris-uncached | 3,000 | 40.0 | 500 | 10.0 | 6.0x | 60% |" in text
+    assert "| iris-uncached | 3,000 | 40.0 | 0.50 | 500 | 10.0 | 2.00 | 6.0x | 60% |" in text
     assert "| zero errors at c=256 | 0 errors | yes |" in text
     assert text.count("| stack | healthz |") == 3
     assert "| cores | `2` |" in text and "- a note" in text
