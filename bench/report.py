@@ -70,6 +70,33 @@ def full_table(summaries: dict[Key, Summary]) -> list[str]:
     return lines
 
 
+INTERNALS = (
+    "iris batch size", "iris queue wait ms", "sentiment batch size",
+    "sentiment queue wait ms", "cache hit ratio", "shed (503)",
+)  # fmt: skip
+
+
+def internals_table(summaries: dict[Key, Summary]) -> list[str]:
+    """The stack's own view: batch sizes, queue waits, hit ratio and sheds per run."""
+    lines = [
+        "| workload | c | " + " | ".join(INTERNALS) + " |",
+        "|---|--:|" + "--:|" * len(INTERNALS),
+    ]
+    for (system, workload, concurrency), summary in summaries.items():
+        if system != "stack" or not summary.internals:
+            continue
+        cells = [_number(summary.internals.get(name), whole=name.startswith("shed"))
+                 for name in INTERNALS]  # fmt: skip
+        lines.append(f"| {workload} | {concurrency} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _number(value: float | None, whole: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 and not whole else f"{value:,.0f}"
+
+
 def target_table(summaries: dict[Key, Summary]) -> list[str]:
     lines = ["| target | measured | met |", "|---|---|---|"]
     verdicts = {True: "yes", False: "**no**", None: "not measured"}
@@ -157,6 +184,14 @@ def render(summaries: dict[Key, Summary], context: dict[str, dict[str, str]],
         "![throughput against concurrency](throughput.png)",
         "",
         "![p99 latency against concurrency](p99.png)",
+        "",
+        "## Inside the stack",
+        "",
+        "From the replicas' own `/metrics`, read before and after each run (median over the "
+        "runs): the mean instances per model call, the mean time a request waited for its "
+        "batch, the share of cache lookups that hit, and requests shed with 503.",
+        "",
+        *internals_table(summaries),
         "",
         "## Every measurement",
         "",

@@ -41,6 +41,8 @@ class Summary:
     """Summed over the runs."""
     cpu_ms: Spread
     """CPU time of every server process (NGINX, replicas, Redis...) per request, in ms."""
+    internals: dict[str, float]
+    """Median over the runs of each figure the system's own metrics gave."""
 
 
 Key = tuple[str, str, int]
@@ -59,8 +61,17 @@ def summarise(samples: Iterable[Sample]) -> dict[Key, Summary]:
             p99_ms=Spread.of(s.p99_ms for s in group),
             errors=sum(s.errors for s in group),
             cpu_ms=Spread.of(s.cpu_ms_per_request for s in group),
+            internals=_median_internals(group),
         )
         for key, group in sorted(groups.items())
+    }
+
+
+def _median_internals(group: list[Sample]) -> dict[str, float]:
+    keys = sorted({key for sample in group for key in sample.internals})
+    return {
+        key: statistics.median(s.internals[key] for s in group if key in s.internals)
+        for key in keys
     }
 
 

@@ -38,6 +38,8 @@ class System:
     settings: dict[str, str] = field(default_factory=dict)
     root_pid: int = 0
     """The launcher's pid; the system is it and every process below it."""
+    metrics_urls: list[str] = field(default_factory=list)
+    """Base URLs whose ``/metrics`` describe the system from inside (the replicas)."""
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the system's live processes (user + system)."""
@@ -136,7 +138,8 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
         given["replica ports"] = ",".join(str(p) for p in replicas)
-        yield System("stack", url, given, root_pid=server.pid)
+        replica_urls = [f"http://127.0.0.1:{p}" for p in replicas]
+        yield System("stack", url, given, root_pid=server.pid, metrics_urls=replica_urls)
 
 
 @contextlib.contextmanager

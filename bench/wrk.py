@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bench import stack_metrics
 from bench.systems import System
 from tests.support.procs import ROOT, binary
 
@@ -35,6 +36,8 @@ class Sample:
     p99_ms: float
     cpu_seconds: float = 0.0
     """CPU time the system's processes used during the run (all cores together)."""
+    internals: dict[str, float] = field(default_factory=dict)
+    """What the system's own metrics said about the run (see ``bench/stack_metrics.py``)."""
 
     @property
     def rps(self) -> float:
@@ -72,12 +75,14 @@ def measure(system: System, workload: str, concurrency: int, seconds: float,
     """Run wrk once against ``system`` and return what it measured."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; one of {WORKLOADS}")
+    metrics_before = stack_metrics.scrape(system.metrics_urls)
     cpu_before = system.cpu_seconds()
     done = subprocess.run(
         command(system.url, workload, concurrency, seconds, seed),
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     )  # fmt: skip
     cpu_used = system.cpu_seconds() - cpu_before
+    metrics_after = stack_metrics.scrape(system.metrics_urls)
     numbers = parse(done.stdout)
     return Sample(
         system=system.name,
@@ -90,4 +95,7 @@ def measure(system: System, workload: str, concurrency: int, seconds: float,
         p50_ms=int(numbers["p50_us"]) / 1000,
         p99_ms=int(numbers["p99_us"]) / 1000,
         cpu_seconds=cpu_used,
+        internals=stack_metrics.describe(metrics_before, metrics_after)
+        if system.metrics_urls
+        else {},
     )

@@ -113,3 +113,32 @@ def test_profile_samples_count_for_the_innermost_layer_they_touch():
     assert layers["cache: Redis client, Flask-Caching"] == 10
     assert layers["Gunicorn / gevent (I/O, scheduling)"] == 10
     assert leaves.most_common(1) == [("_is_type (inspect.py:4)", 30)]
+
+
+def test_the_stacks_own_metrics_give_batch_size_queue_wait_and_hit_ratio_of_a_run():
+    from bench.stack_metrics import describe, parse
+
+    before = parse(
+        "# HELP model_batch_size_sum instances\n"
+        'model_batch_size_sum{model="iris"} 10.0\n'
+        'model_batch_size_count{model="iris"} 10.0\n'
+        'model_queue_wait_seconds_sum{model="iris"} 0.5\n'
+        'model_queue_wait_seconds_count{model="iris"} 10.0\n'
+        'cache_lookups_total{model="iris",result="hit"} 5.0\n'
+        'model_batch_size_bucket{model="iris",le="1.0"} 10.0\n'
+    )
+    after = parse(
+        'model_batch_size_sum{model="iris"} 110.0\n'
+        'model_batch_size_count{model="iris"} 30.0\n'
+        'model_queue_wait_seconds_sum{model="iris"} 0.7\n'
+        'model_queue_wait_seconds_count{model="iris"} 110.0\n'
+        'cache_lookups_total{model="iris",result="hit"} 35.0\n'
+        'cache_lookups_total{model="iris",result="miss"} 90.0\n'
+        'batch_rejected_total{model="iris"} 2.0\n'
+    )
+    figures = describe(before, after)
+    assert figures["iris batch size"] == pytest.approx(5.0)
+    assert figures["iris queue wait ms"] == pytest.approx(2.0)
+    assert figures["cache hit ratio"] == pytest.approx(0.25)
+    assert figures["shed (503)"] == 2
+    assert "sentiment batch size" not in figures
