@@ -128,12 +128,14 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
             # Every replica must answer, and before NGINX is asked at all: a request NGINX
             # sends to a booting replica marks it failed for a while (502s after start).
             urls = [*(f"http://127.0.0.1:{p}/readyz" for p in replicas), f"{url}/readyz"]
-            try:
-                cleanup.enter_context(running(server, lambda u=urls: all(map(http_ok, u)), 180))
+            # A launcher that exits (a port was taken meanwhile) ends the wait at once.
+            ready = lambda s=server, u=urls: not s.alive() or all(map(http_ok, u))  # noqa: E731
+            cleanup.enter_context(running(server, ready, 180))
+            if server.alive():
                 break
-            except RuntimeError as exc:
-                if "ports already in use" not in str(exc) or attempt == START_ATTEMPTS:
-                    raise
+            log = server.log_tail()
+            if "ports already in use" not in log or attempt == START_ATTEMPTS:
+                raise RuntimeError(f"the stack exited while starting:\n{log}")
         given = {k: v for k, v in os.environ.items() if k.startswith("INFER_") and "PORT" not in k}
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
