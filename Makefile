@@ -20,6 +20,7 @@ help:
 	@echo "make setup   system packages + virtual environment"
 	@echo "make train   (re)train the models into $(MODELS_DIR)/"
 	@echo "make lint    ruff"
+	@echo "more: make loadtest | loadtest-distributed | bench | k8s-scan | dashboards (mk/*.mk)"
 	@echo "make clean   remove the venv, models and run state"
 
 setup: $(STAMP)
@@ -34,13 +35,14 @@ models: setup
 train: setup
 	$(PY) -m service.train --models-dir $(MODELS_DIR)
 
+# Every test, then the Kubernetes policy scan (checkov in its own venv, mk/k8s.mk).
 test: setup models
 	INFER_MODELS_DIR=$(abspath $(MODELS_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory k8s-scan
 
 up: setup models
-	INFER_MODELS_DIR=$(abspath $(MODELS_DIR)) \
-	$(if $(REPLICAS),INFER_REPLICAS=$(REPLICAS)) $(if $(REDIS_URL),REDIS_URL=$(REDIS_URL)) \
-	$(PY) -m deploy.stack up
+	INFER_MODELS_DIR=$(abspath $(MODELS_DIR)) $(if $(REPLICAS),INFER_REPLICAS=$(REPLICAS)) \
+	$(if $(REDIS_URL),REDIS_URL=$(REDIS_URL)) $(PY) -m deploy.stack up
 
 lint: setup
 	$(VENV)/bin/ruff check .
