@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from flask import redirect, request
+from flask import jsonify, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -47,7 +47,6 @@ class AppState:
     registry: Registry
     inference: Inference
     draining: bool = False
-    extras: dict = field(default_factory=dict)
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -110,8 +109,6 @@ class _NoMetrics:
 def _validation_error(exc: ValidationError):
     details = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
                for err in exc.errors(include_url=False, include_input=False)]
-    from flask import jsonify
-
     response = jsonify(error_body("validation_failed", "the request body is invalid", details))
     response.status_code = 422
     return response
