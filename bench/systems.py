@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.procs import ROOT, Server, binary, free_port, http_ok, port_open, running
+from tests.support.procs import ROOT, Server, binary, free_port, http_ok, running
 
 # the models `make up` serves: INFER_MODELS_DIR as the Makefile sets it, else models/
 MODELS_DIR = Path(os.environ.get("INFER_MODELS_DIR") or ROOT / "models").resolve()
@@ -71,12 +72,27 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def free_ports_in_a_row(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports (the replicas need that)."""
-    for _ in range(100):
+    """The first of ``count`` consecutive loopback ports that can all be bound now.
+
+    Binding is the test, not "nothing listens": Linux gives ``bind(0)`` odd ports and
+    outgoing connections even ones, so the port after a free one is often the local end
+    of some connection, and the stack's own check (a bind) would refuse it.
+    """
+    for _ in range(200):
         first = free_port()
-        if not any(port_open(first + offset) for offset in range(count)):
+        if all(_bindable(first + offset) for offset in range(count)):
             return first
     raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def ensure_models() -> None:
