@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench import systems
+from bench import context, systems
 from bench.wrk import WORKLOADS, command
 
 OUT = Path(__file__).resolve().parent / "PROFILE.md"
@@ -93,13 +93,22 @@ def summarise(collapsed: str) -> tuple[Counter, Counter, int]:
     return layers, leaves, total
 
 
-def render(layers: Counter, leaves: Counter, total: int, what: str) -> str:
-    lines = [
-        "# Where a replica's time goes",
-        "",
-        f"Written by `python -m bench.profile` ({what}). py-spy sampled one replica's Gunicorn",
-        "master and workers; idle time (waiting on sockets) is not sampled, so the shares",
-        "are of busy time. A sample counts for the innermost frame that belongs to a layer.",
+HEADER = [
+    "# Where a replica's time goes",
+    "",
+    "Written by `python -m bench.profile` (`make bench-profile`). py-spy sampled one replica's",
+    "Gunicorn master and workers while wrk loaded the stack through NGINX. Idle time (waiting",
+    "on sockets) is not sampled, so the shares are of busy time; a sample counts for the",
+    "innermost frame that belongs to a layer. Time inside `send`/`recv` is the kernel's",
+    "loopback TCP work, charged to the sender; on a busy machine it also absorbs the time a",
+    "runnable process waited for a core.",
+    "",
+]
+
+
+def section(layers: Counter, leaves: Counter, total: int, what: str) -> list[str]:
+    return [
+        f"## {what}",
         "",
         f"{total} samples.",
         "",
@@ -107,49 +116,59 @@ def render(layers: Counter, leaves: Counter, total: int, what: str) -> str:
         "|---|--:|",
         *(f"| {layer} | {count / total:.1%} |" for layer, count in layers.most_common()),
         "",
-        "Busiest innermost functions:",
-        "",
-        "| function (file:line) | share |",
+        "| busiest innermost function (file:line) | share |",
         "|---|--:|",
-        *(f"| `{leaf}` | {count / total:.1%} |" for leaf, count in leaves.most_common(15)),
+        *(f"| `{leaf}` | {count / total:.1%} |" for leaf, count in leaves.most_common(12)),
         "",
     ]
-    return "\n".join(lines)
+
+
+def record(py_spy: str, stack: systems.System, workload: str, args, raw: Path) -> None:
+    """Sample the first replica for ``args.seconds`` while wrk runs ``workload``."""
+    replica_port = int(stack.settings["replica ports"].split(",")[0])
+    load = subprocess.Popen(
+        command(stack.url, workload, args.concurrency, args.seconds + 3, int(time.time())),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.5)
+        subprocess.run(
+            [py_spy, "record", "--pid", str(master_pid(replica_port)), "--subprocesses",
+             "--format", "raw", "--rate", "200", "--nonblocking",
+             "--duration", str(args.seconds), "--output", str(raw)],
+            check=True, timeout=args.seconds + 60,
+        )  # fmt: skip
+    finally:
+        load.wait(args.seconds + 30)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("--workload", choices=WORKLOADS, default="mixed")
+    parser.add_argument("--workloads", default="iris-cached,iris-uncached,sentiment-uncached",
+                        help="comma-separated; one section each")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--log-level", default="warning", help="the stack's INFER_LOG_LEVEL")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    workloads = args.workloads.split(",")
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {WORKLOADS}")
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     work = systems.ROOT / "reports" / "bench"
     work.mkdir(parents=True, exist_ok=True)
-    raw = work / "profile.collapsed.txt"
     systems.ensure_models()
+    lines = list(HEADER)
     with systems.stack(work, {"INFER_LOG_LEVEL": args.log_level}) as stack:
-        replica_port = int(stack.settings["replica ports"].split(",")[0])
-        load = subprocess.Popen(
-            command(stack.url, args.workload, args.concurrency, args.seconds + 3, int(time.time())),
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1.5)
-            subprocess.run(
-                [py_spy, "record", "--pid", str(master_pid(replica_port)), "--subprocesses",
-                 "--format", "raw", "--rate", "200", "--nonblocking",
-                 "--duration", str(args.seconds), "--output", str(raw)],
-                check=True, timeout=args.seconds + 60,
-            )  # fmt: skip
-        finally:
-            load.wait(args.seconds + 30)
-    layers, leaves, total = summarise(raw.read_text())
-    what = (f"wrk {args.workload} at c={args.concurrency} for {args.seconds} s, "
-            f"INFER_LOG_LEVEL={args.log_level}")  # fmt: skip
-    args.out.write_text(render(layers, leaves, total, what))
+        for workload in workloads:
+            raw = work / f"profile-{workload}.collapsed.txt"
+            record(py_spy, stack, workload, args, raw)
+            what = (f"{workload}: wrk c={args.concurrency} for {args.seconds} s, "
+                    f"INFER_LOG_LEVEL={args.log_level}")  # fmt: skip
+            lines += section(*summarise(raw.read_text()), what)
+    lines += [f"Load average at the end: {context.load_average()}.", ""]
+    args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 0
 
