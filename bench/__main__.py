@@ -48,8 +48,10 @@ NOTES = [
     "- The stack runs with `INFER_LOG_LEVEL=warning` unless `--log-level` says otherwise: "
     "at `info` every request writes a JSON log line that honcho relays, which cost about 40% "
     "of the trivial route's throughput in a quick check here.",
-    "- Noise: other people's test suites may run on this machine at the same time; the load "
-    "average at the start and end of the run is recorded below. Treat differences under "
+    "- Noise: other people's test suites may run on this machine at the same time. The load "
+    "average at the start says how busy it was before; the one at the end is mostly the "
+    "benchmark's own (wrk, NGINX, four Gunicorn workers and Redis make about 4-5 on 2 "
+    "cores). `CPU ms/req` moves far less with noise than rps. Treat rps differences under "
     "about 15% as noise.",
 ]
 
