@@ -41,8 +41,15 @@ def binary(name: str) -> str:
     return found
 
 
+class ProcessExited(RuntimeError):
+    """A server died while we waited for it: no point waiting out the timeout."""
+
+
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``check`` until it returns a truthy value, or raise TimeoutError."""
+    """Poll ``check`` until it returns a truthy value, or raise TimeoutError.
+
+    Any error from ``check`` means "not yet", except ``ProcessExited``, which ends the wait.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -50,6 +57,8 @@ def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str =
             result = check()
             if result:
                 return result
+        except ProcessExited:
+            raise
         except Exception as exc:
             last_error = exc
         time.sleep(interval)
@@ -134,7 +143,7 @@ def running(server: Server, ready, timeout: float = 30.0) -> Iterator[Server]:
     server.start()
     try:
         try:
-            wait_until(lambda: ready() or (not server.alive() and _died(server)), timeout,
+            wait_until(lambda: _died(server) if not server.alive() else ready(), timeout,
                        what=f"{server.name} to be ready")
         except TimeoutError as exc:
             raise RuntimeError(f"{server.name} did not become ready\n{server.log_tail()}") from exc
@@ -144,7 +153,7 @@ def running(server: Server, ready, timeout: float = 30.0) -> Iterator[Server]:
 
 
 def _died(server: Server) -> bool:
-    raise RuntimeError(f"{server.name} exited early\n{server.log_tail()}")
+    raise ProcessExited(f"{server.name} exited early\n{server.log_tail()}")
 
 
 def redis_server(port: int, workdir: Path, maxmemory: str = "64mb") -> Server:
