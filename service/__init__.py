@@ -29,7 +29,7 @@ from service.errors import (
     register_error_handlers,
 )
 from service.inference import Inference
-from service.metrics import Metrics
+from service.metrics import Metrics, NullMetrics
 from service.models.registry import Registry
 from service.settings import Settings
 
@@ -71,12 +71,11 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         log.error("not ready: %s", "; ".join(registry.problems))
 
     # metrics first: its in-flight gauge must count every request the later hooks see
-    metrics = Metrics(app) if settings.metrics_enabled else None
-    if metrics is not None:
-        metrics.loaded(registry.all())
+    metrics = Metrics(app) if settings.metrics_enabled else NullMetrics()
+    metrics.loaded(registry.all())
     request_log.init_app(app)
-    cache = init_cache(app, settings, metrics.cache_lookup if metrics else _ignore)
-    batcher = MicroBatcher(settings.batch_for, metrics or _NoMetrics())
+    cache = init_cache(app, settings, metrics.cache_lookup)
+    batcher = MicroBatcher(settings.batch_for, metrics)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
     app.extensions["infer"] = AppState(settings, registry, inference)
 
@@ -93,17 +92,6 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
         app.add_url_rule("/docs", "docs", lambda: redirect("/openapi/swagger"))
     return app
-
-
-def _ignore(*args) -> None:
-    return None
-
-
-class _NoMetrics:
-    """Stands in for Metrics when INFER_METRICS_ENABLED is false."""
-
-    def __getattr__(self, name):
-        return _ignore
 
 
 def _validation_error(exc: ValidationError):

@@ -135,8 +135,7 @@ class ResponseCache:
     def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None:
         if not items or not self._breaker.allow():
             return
-        mapping = {cache_key(model, instance): {"label": p.label, "scores": p.scores}
-                   for instance, p in items}
+        mapping = {cache_key(model, instance): p.as_dict() for instance, p in items}
         try:
             self._backend.set_many(mapping, timeout=self._ttl)
         except (RedisError, OSError) as exc:

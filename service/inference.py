@@ -6,7 +6,6 @@ request order and says how the cache served them (``X-Cache``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,26 +24,15 @@ class PredictionCache(Protocol):
 class InferenceMetrics(Protocol):
     """What inference reports (service.metrics.Metrics provides it)."""
 
-    def batch(self, model: Model, size: int, seconds: float) -> None: ...
-
     def answered(self, model: Model, predictions: list[Prediction]) -> None: ...
 
 
-# How a batch of misses reaches the model: directly, or through a micro-batcher.
+# How a batch of misses reaches the model: the micro-batcher in the app, or directly.
 Runner = Callable[[Model, Sequence[Any]], list[Prediction]]
 
 
-def timed_runner(metrics: InferenceMetrics | None) -> Runner:
-    """Predict in one model call, reporting its size and duration."""
-
-    def run(model: Model, instances: Sequence[Any]) -> list[Prediction]:
-        started = time.perf_counter()
-        predictions = model.predict(instances)
-        if metrics is not None:
-            metrics.batch(model, len(instances), time.perf_counter() - started)
-        return predictions
-
-    return run
+def predict_directly(model: Model, instances: Sequence[Any]) -> list[Prediction]:
+    return model.predict(instances)
 
 
 @dataclass(frozen=True)
@@ -59,7 +47,7 @@ class Inference:
     def __init__(self, cache: PredictionCache | None = None, runner: Runner | None = None,
                  metrics: InferenceMetrics | None = None):
         self._cache = cache
-        self._run = runner or timed_runner(metrics)
+        self._run = runner or predict_directly
         self._metrics = metrics
 
     def predict(self, model: Model, instances: Sequence[Any], *, use_cache: bool = True) -> Outcome:

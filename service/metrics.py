@@ -28,7 +28,23 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
-class Metrics:
+class NullMetrics:
+    """What inference, cache and batcher report; dropped when INFER_METRICS_ENABLED is false."""
+
+    def loaded(self, models: list[Model]) -> None: ...
+
+    def cache_lookup(self, model: str, result: str, count: int) -> None: ...
+
+    def batch(self, model: Model, size: int, seconds: float) -> None: ...
+
+    def waited(self, model: Model, seconds: float) -> None: ...
+
+    def rejected(self, model: Model) -> None: ...
+
+    def answered(self, model: Model, predictions: list[Prediction]) -> None: ...
+
+
+class Metrics(NullMetrics):
     """One app's metrics: bound in ``create_app``, fed by inference, cache and batcher."""
 
     def __init__(self, app: Flask):

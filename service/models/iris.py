@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,8 +135,6 @@ def train(*, k: int = 5, metric: str = "euclidean", seed: int = 42, folds: int =
 
 
 def _data_hash(x: np.ndarray, y: np.ndarray) -> str:
-    import hashlib
-
     digest = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes())
     digest.update("\n".join(y.tolist()).encode())
     return digest.hexdigest()

@@ -86,3 +86,11 @@ def test_openapi_document_and_a_self_hosted_swagger_ui_are_served(client):
     assert b"//cdn" not in docs.data and b"unpkg" not in docs.data
     asset = client.get("/openapi/swagger/js/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.data) > 100_000
+
+
+def test_with_metrics_disabled_predictions_work_and_metrics_are_not_served(make_app):
+    client = make_app(metrics_enabled=False).test_client()
+    response = client.post("/v1/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    assert response.status_code == 200
+    assert response.json["predictions"][0]["label"] == "setosa"
+    assert client.get("/metrics").status_code == 404

@@ -192,6 +192,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_connections(star
     for thread in threads:
         thread.join(30)
     assert results == [200] * 8, "every in-flight request completes"
+    print(f"readiness answers while draining: {sorted(map(str, seen))}")
     assert 200 not in seen, seen
     assert server.process.returncode == 0
     with pytest.raises(requests.ConnectionError):
