@@ -9,6 +9,11 @@ the old version's answers, and replicas agree on keys (no per-process ``hash()``
 Values are JSON, never pickles: whoever can write to Redis must not be able to run
 code in the service.
 
+In front of Redis each worker keeps a small LRU of recent answers (the local tier,
+``cache_local_entries``). An answer never changes for a given key (the key names the
+model version), so a local copy cannot be stale; the tier only saves the network round
+trip for hot inputs. A worker's own answers and its Redis hits both land there.
+
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
 ``cache_breaker_reset_seconds``, then lets one request try again.
@@ -21,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -104,38 +110,94 @@ class CircuitBreaker:
                 self._open_until = self._clock() + self._reset
 
 
+class LocalTier:
+    """A bounded, per-worker LRU of answers with an expiry; ``entries=0`` keeps nothing."""
+
+    def __init__(self, entries: int, ttl_seconds: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self._entries = entries
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, Prediction]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: str) -> Prediction | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] <= self._clock():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: str, prediction: Prediction) -> None:
+        if not self._entries:
+            return
+        with self._lock:
+            self._items[key] = (self._clock() + self._ttl, prediction)
+            self._items.move_to_end(key)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
 class ResponseCache:
-    """Per-instance prediction cache over a Flask-Caching Redis backend."""
+    """Per-instance prediction cache: the worker's local tier, then Redis (Flask-Caching).
+
+    Callers compute the keys once (``keys``) and pass them to ``get_many`` and
+    ``set_many``. Lookups are counted per instance and tier: ``hit`` on ``local`` or
+    ``redis``; ``miss`` and ``error`` on ``redis``, the last tier asked.
+    """
 
     def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
-                 on_lookup: Callable[[str, str, int], None] = lambda model, result, n: None):
+                 on_lookup: Callable[[str, str, str, int], None] = lambda *args: None,
+                 local: LocalTier | None = None):
         self._backend = backend
         self._breaker = breaker
         self._ttl = ttl_seconds
         self._on_lookup = on_lookup
+        self._local = local if local is not None else LocalTier(0, 0)
 
-    def get_many(self, model: Model, instances: Sequence[Any]) -> list[Prediction | None]:
-        misses: list[Prediction | None] = [None] * len(instances)
+    def keys(self, model: Model, instances: Sequence[Any]) -> list[str]:
+        return [cache_key(model, instance) for instance in instances]
+
+    def get_many(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
+        found = [self._local.get(key) for key in keys]
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        self._on_lookup(model.name, "hit", "local", len(keys) - len(missing))
+        if not missing:
+            return found
         if not self._breaker.allow():
-            self._on_lookup(model.name, "error", len(instances))
-            return misses
+            self._on_lookup(model.name, "error", "redis", len(missing))
+            return found
         try:
-            values = self._backend.get_many(*(cache_key(model, i) for i in instances))
+            values = self._backend.get_many(*(keys[i] for i in missing))
         except (RedisError, OSError) as exc:
             self._failed("read", exc)
-            self._on_lookup(model.name, "error", len(instances))
-            return misses
+            self._on_lookup(model.name, "error", "redis", len(missing))
+            return found
         self._breaker.success()
-        found = [_prediction(value) for value in values]
-        hits = sum(p is not None for p in found)
-        self._on_lookup(model.name, "hit", hits)
-        self._on_lookup(model.name, "miss", len(found) - hits)
+        hits = 0
+        for index, value in zip(missing, values, strict=True):
+            prediction = _prediction(value)
+            if prediction is not None:
+                found[index] = prediction
+                self._local.put(keys[index], prediction)
+                hits += 1
+        self._on_lookup(model.name, "hit", "redis", hits)
+        self._on_lookup(model.name, "miss", "redis", len(missing) - hits)
         return found
 
-    def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None:
+    def set_many(self, model: Model, items: Sequence[tuple[str, Prediction]]) -> None:
+        for key, prediction in items:
+            self._local.put(key, prediction)
         if not items or not self._breaker.allow():
             return
-        mapping = {cache_key(model, instance): p.as_dict() for instance, p in items}
+        mapping = {key: prediction.as_dict() for key, prediction in items}
         try:
             self._backend.set_many(mapping, timeout=self._ttl)
         except (RedisError, OSError) as exc:
@@ -158,7 +220,7 @@ def _prediction(value: Any) -> Prediction | None:
 
 
 def init_cache(app: Flask, settings: Settings,
-               on_lookup: Callable[[str, str, int], None]) -> ResponseCache | None:
+               on_lookup: Callable[[str, str, str, int], None]) -> ResponseCache | None:
     """Bind Flask-Caching's Redis backend to ``app``; None when no Redis is configured."""
     if not settings.redis_url:
         return None
@@ -179,4 +241,6 @@ def init_cache(app: Flask, settings: Settings,
     backend.serializer = JsonSerializer()
     breaker = CircuitBreaker(settings.cache_breaker_failures,
                              settings.cache_breaker_reset_seconds)
-    return ResponseCache(backend, breaker, settings.cache_ttl_seconds, on_lookup)
+    local = LocalTier(settings.cache_local_entries,
+                      min(settings.cache_local_ttl_seconds, settings.cache_ttl_seconds))
+    return ResponseCache(backend, breaker, settings.cache_ttl_seconds, on_lookup, local)

@@ -42,9 +42,11 @@ _settings = Settings()
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "gevent"
-# A CPU-bound predict blocks a worker's hub. A small per-worker connection cap keeps
-# one worker from accepting far more requests than it can serve while its siblings
-# idle; the kernel's accept queue holds the rest for whichever worker frees up first.
+# Not a load-shedding knob. NGINX keeps idle upstream connections open (keepalive), and
+# each holds one of these slots; with a small cap (32 was tried) a new NGINX connection
+# waited in the kernel's accept queue until some pooled one closed: p99 of 0.6-1.3 s at
+# c=64 with one worker per replica. Overload is shed by the micro-batcher's bounded
+# queue instead (503 + Retry-After), which answers at once.
 worker_connections = _settings.worker_connections
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout

@@ -16,9 +16,11 @@ from service.models.base import Model, Prediction
 class PredictionCache(Protocol):
     """What inference needs of a cache (service.cache.ResponseCache provides it)."""
 
-    def get_many(self, model: Model, instances: Sequence[Any]) -> list[Prediction | None]: ...
+    def keys(self, model: Model, instances: Sequence[Any]) -> list[str]: ...
 
-    def set_many(self, model: Model, items: Sequence[tuple[Any, Prediction]]) -> None: ...
+    def get_many(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]: ...
+
+    def set_many(self, model: Model, items: Sequence[tuple[str, Prediction]]) -> None: ...
 
 
 class InferenceMetrics(Protocol):
@@ -59,13 +61,14 @@ class Inference:
     def _answer(self, model: Model, instances: Sequence[Any], use_cache: bool) -> Outcome:
         if self._cache is None or not use_cache:
             return Outcome(self._run(model, instances), "bypass")
-        found = self._cache.get_many(model, instances)
+        keys = self._cache.keys(model, instances)
+        found = self._cache.get_many(model, keys)
         missing = [i for i, hit in enumerate(found) if hit is None]
         if missing:
             fresh = self._run(model, [instances[i] for i in missing])
             for index, prediction in zip(missing, fresh, strict=True):
                 found[index] = prediction
-            self._cache.set_many(model, [(instances[i], found[i]) for i in missing])
+            self._cache.set_many(model, [(keys[i], found[i]) for i in missing])
         status = ("hit" if not missing else "miss" if len(missing) == len(instances)
                   else "partial")
         return Outcome(found, status)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ class NullMetrics:
 
     def loaded(self, models: list[Model]) -> None: ...
 
-    def cache_lookup(self, model: str, result: str, count: int) -> None: ...
+    def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None: ...
 
     def batch(self, model: Model, size: int, seconds: float) -> None: ...
 
@@ -71,8 +71,9 @@ class Metrics(NullMetrics):
             "model_info", "1 for every loaded model version", ["model", "version"],
             multiprocess_mode="livemax", registry=registry)
         self.cache_lookups = Counter(
-            "cache_lookups", "Per-instance cache lookups by result (hit, miss, error)",
-            ["model", "result"], registry=registry)
+            "cache_lookups",
+            "Per-instance cache lookups by result (hit, miss, error) and tier (local, redis)",
+            ["model", "result", "tier"], registry=registry)
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being served", multiprocess_mode="livesum",
             registry=registry)
@@ -86,9 +87,9 @@ class Metrics(NullMetrics):
         for model in models:
             self.model_info.labels(model.name, model.version).set(1)
 
-    def cache_lookup(self, model: str, result: str, count: int) -> None:
+    def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None:
         if count:
-            self.cache_lookups.labels(model, result).inc(count)
+            self.cache_lookups.labels(model, result, tier).inc(count)
 
     def batch(self, model: Model, size: int, seconds: float) -> None:
         self.batch_size.labels(model.name).observe(size)

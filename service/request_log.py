@@ -50,6 +50,10 @@ def init_app(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
+        # probes and scrapes arrive every few seconds: kept out of the info-level log
+        level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+        if not log.isEnabledFor(level):
+            return response  # the line would be dropped: do not build it
         started = g.get("started")
         fields = {
             "request_id": request_id,
@@ -59,7 +63,5 @@ def init_app(app: Flask) -> None:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
             **g.get("log_fields", {}),
         }
-        # probes and scrapes arrive every few seconds: kept out of the info-level log
-        level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
         log.log(level, "request", extra={"fields": fields})
         return response

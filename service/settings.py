@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     """Redis for the shared response cache; unset means no cache (``X-Cache: bypass``)."""
     cache_ttl_seconds: int = Field(3600, ge=1)
     """How long a cached prediction lives."""
+    cache_local_entries: int = Field(4096, ge=0)
+    """Answers each worker keeps in memory in front of Redis (LRU); 0 turns the tier off."""
+    cache_local_ttl_seconds: float = Field(300.0, gt=0)
+    """How long a worker keeps a local copy (never longer than ``cache_ttl_seconds``)."""
     cache_prefix: str = "infer"
     """Prefix of every cache key, so several deployments can share one Redis."""
     cache_socket_timeout: float = Field(0.05, gt=0)
@@ -100,8 +104,8 @@ class Settings(BaseSettings):
     """Port Gunicorn binds."""
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """Gunicorn worker processes; the number of cores by default."""
-    worker_connections: int = Field(32, ge=1)
-    """Concurrent connections one gevent worker accepts (see gunicorn.conf.py)."""
+    worker_connections: int = Field(1000, ge=1)
+    """Connections one gevent worker holds open at once (see gunicorn_conf.py)."""
     timeout: int = Field(30, ge=1)
     """Seconds before a silent worker is killed and replaced."""
     graceful_timeout: int = Field(20, ge=1)

@@ -268,17 +268,21 @@ CACHE = Row(
         ),
         Panel(
             "Cache lookups by result",
-            "Lookups a second per model and result (hit, miss, error).",
+            "Lookups a second per model, result (hit, miss, error) and tier: a worker's own "
+            "memory (local) or the shared Redis.",
             (
                 Query(
-                    f"sum by (model, result) ({rate('cache_lookups_total', MODELS)})",
-                    "{{model}} {{result}}",
+                    f"sum by (model, result, tier) ({rate('cache_lookups_total', MODELS)})",
+                    "{{model}} {{result}} ({{tier}})",
                 ),
             ),
             unit="ops",
             stacked=True,
             width=8,
-            worry="An error band appearing; misses growing while hits fall.",
+            worry=(
+                "An error band appearing; misses growing while hits fall; Redis hits "
+                "outgrowing local ones (hot inputs no longer fit INFER_CACHE_LOCAL_ENTRIES)."
+            ),
         ),
         Panel(
             "Cache errors per model",

@@ -41,6 +41,16 @@ def _int(values: Mapping[str, str], name: str, low: int = 0) -> int:
     return number
 
 
+def _workers(values: Mapping[str, str]) -> int:
+    """Workers per replica. Every replica runs on this host, so by default they share
+    its cores (at least one worker each): more busy Python processes than cores only
+    adds context switches. On 2 cores, 2 replicas x 1 worker served cached iris at
+    ~3,100 rps against ~1,800 with the 2 x 2 that `cpu_count` per replica gave."""
+    if values.get("INFER_WORKERS"):
+        return _int(values, "INFER_WORKERS", low=1)
+    return max(1, (os.cpu_count() or 1) // _int(values, "INFER_REPLICAS", low=1))
+
+
 _MIRRORED = ("max_body_bytes", "docs_enabled", "timeout")
 
 
@@ -90,6 +100,8 @@ class StackConfig:
     redis_maxmemory: str = "128mb"
     grafana_port: int = 3000
     rate_limit_rps: int = 0
+    workers: int = 1
+    """Gunicorn workers per replica: `INFER_WORKERS`, else the host's cores shared out."""
     external_redis_url: str | None = None
     """`REDIS_URL` from the environment: use that Redis and start none."""
     limits: ServiceLimits = field(default_factory=ServiceLimits)
@@ -116,6 +128,7 @@ class StackConfig:
             redis_maxmemory=values["INFER_REDIS_MAXMEMORY"],
             grafana_port=_int(values, "INFER_GRAFANA_PORT", low=1),
             rate_limit_rps=_int(values, "INFER_RATE_LIMIT_RPS"),
+            workers=_workers(values),
             external_redis_url=values.get("REDIS_URL") or None,
             limits=ServiceLimits.from_service(values),
             models_dir=(ROOT / values.get("INFER_MODELS_DIR", "models")).resolve(),

@@ -150,6 +150,7 @@ def replica_command(config: StackConfig, run: RunDir, index: int) -> str:
         "INFER_PORT": str(port),
         "INFER_REDIS_URL": config.redis_url,
         "INFER_MODELS_DIR": str(config.models_dir),
+        "INFER_WORKERS": str(config.workers),
     }
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     # The Gunicorn of the environment running this (make's $(VENV)), not one on PATH.

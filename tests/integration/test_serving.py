@@ -63,6 +63,21 @@ def test_two_replicas_share_the_cache(pair):
     assert hit.json() == predict(first, [flower], **{"Cache-Control": "no-cache"}).json()
 
 
+def test_a_replica_learns_from_redis_once_per_worker_then_answers_from_memory(pair):
+    first, second = pair
+    flower = unique_flower()
+    predict(first, [flower])
+    before = {tier: metric(second, "cache_lookups_total", model="iris", result="hit", tier=tier)
+              for tier in ("local", "redis")}
+    session = requests.Session()
+    for _ in range(8):
+        assert predict(second, [flower], session).headers["X-Cache"] == "hit"
+    local, from_redis = (metric(second, "cache_lookups_total", model="iris", result="hit",
+                                tier=tier) - before[tier] for tier in ("local", "redis"))
+    # the replica has two workers: each asks Redis at most once, then keeps the answer
+    assert 1 <= from_redis <= 2 and local == 8 - from_redis, (local, from_redis)
+
+
 def test_a_batch_of_cached_and_new_instances_is_partial_and_in_order(pair):
     first, second = pair
     known = [unique_flower(), unique_flower()]
@@ -117,9 +132,10 @@ def test_requests_survive_redis_dying_and_hits_resume_when_it_returns(start_repl
     redis_dir = workdir / "dying"
     redis_dir.mkdir()
     with running(redis_server(port, redis_dir), lambda: redis.Redis(port=port).ping()) as r:
-        # a socket timeout long enough that waiting it out would show plainly
+        # a socket timeout long enough that waiting it out would show plainly; no local
+        # tier, so a hit below can only come from Redis
         url, _ = start_replica(url_redis, INFER_CACHE_SOCKET_TIMEOUT="1.0",
-                               INFER_CACHE_CONNECT_TIMEOUT="1.0")
+                               INFER_CACHE_CONNECT_TIMEOUT="1.0", INFER_CACHE_LOCAL_ENTRIES="0")
         uncached = [timed([unique_flower()], **{"Cache-Control": "no-cache"})[1]
                     for _ in range(40)]
         remembered = unique_flower()

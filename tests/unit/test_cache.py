@@ -6,7 +6,7 @@ import sys
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.cache import CircuitBreaker, JsonSerializer, ResponseCache, cache_key
+from service.cache import CircuitBreaker, JsonSerializer, LocalTier, ResponseCache, cache_key
 from service.models.base import Prediction
 from service.models.iris import IrisInput
 
@@ -76,21 +76,72 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     backend = Backend()
     lookups = []
     cache = ResponseCache(backend, breaker, ttl_seconds=60,
-                          on_lookup=lambda m, result, n: lookups.append((result, n)))
+                          on_lookup=lambda m, result, tier, n: lookups.append((result, tier, n)))
     model = FakeModel()
     backend.down = True
     for _ in range(2):
-        assert cache.get_many(model, [1, 2]) == [None, None]
+        assert cache.get_many(model, ["k1", "k2"]) == [None, None]
     assert breaker.is_open
     calls = backend.calls
-    assert cache.get_many(model, [1]) == [None]
+    assert cache.get_many(model, ["k1"]) == [None]
     assert backend.calls == calls, "an open breaker must not touch Redis"
     backend.down = False
     clock.now += 5.1
-    cache.set_many(model, [(1, Prediction("a", {"a": 1.0}))])
+    cache.set_many(model, [("k1", Prediction("a", {"a": 1.0}))])
     assert not breaker.is_open
-    assert cache.get_many(model, [1, 2]) == [Prediction("a", {"a": 1.0}), None]
-    assert ("error", 1) in lookups and ("hit", 1) in lookups and ("miss", 1) in lookups
+    assert cache.get_many(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
+    assert ("error", "redis", 1) in lookups
+    assert ("hit", "redis", 1) in lookups and ("miss", "redis", 1) in lookups
+
+
+def two_tier(entries=4, ttl=60.0):
+    clock, backend, lookups = Clock(), Backend(), []
+    local = LocalTier(entries, ttl, clock=clock)
+    cache = ResponseCache(backend, CircuitBreaker(3, 5, clock=clock), ttl_seconds=3600,
+                          on_lookup=lambda m, result, tier, n: lookups.append((result, tier, n)),
+                          local=local)
+    return cache, backend, local, clock, lookups
+
+
+def test_the_local_tier_answers_hot_keys_without_redis_and_learns_from_redis_hits():
+    cache, backend, local, _, lookups = two_tier()
+    model, answer = FakeModel(), Prediction("a", {"a": 1.0})
+    cache.set_many(model, [("mine", answer)])
+    backend.store["theirs"] = answer.as_dict()  # written by another replica
+    calls = backend.calls
+    assert cache.get_many(model, ["mine"]) == [answer]
+    assert backend.calls == calls, "a local hit must not touch Redis"
+    assert cache.get_many(model, ["theirs", "mine"]) == [answer, answer]
+    assert backend.calls == calls + 1, "only the local miss goes to Redis"
+    assert cache.get_many(model, ["theirs"]) == [answer]
+    assert backend.calls == calls + 1, "a Redis hit is kept locally"
+    assert [n for result, tier, n in lookups if (result, tier) == ("hit", "redis")] == [1]
+    assert sum(n for result, tier, n in lookups if (result, tier) == ("hit", "local")) == 3
+
+
+def test_the_local_tier_is_bounded_lru_and_expires():
+    local = LocalTier(2, ttl_seconds=10, clock=(clock := Clock()))
+    a, b, c = (Prediction(x, {x: 1.0}) for x in "abc")
+    local.put("a", a)
+    local.put("b", b)
+    assert local.get("a") == a  # now "b" is the least recently used
+    local.put("c", c)
+    assert (local.get("a"), local.get("b"), local.get("c")) == (a, None, c)
+    assert len(local) == 2
+    clock.now += 10
+    assert local.get("a") is None and local.get("c") is None, "expired"
+    off = LocalTier(0, ttl_seconds=10)
+    off.put("a", a)
+    assert off.get("a") is None and len(off) == 0
+
+
+def test_with_the_local_tier_off_every_lookup_asks_redis():
+    cache, backend, _, _, _ = two_tier(entries=0)
+    model, answer = FakeModel(), Prediction("a", {"a": 1.0})
+    cache.set_many(model, [("k", answer)])
+    calls = backend.calls
+    assert cache.get_many(model, ["k"]) == [answer]
+    assert backend.calls == calls + 1
 
 
 def test_a_failed_half_open_try_opens_the_breaker_again():

@@ -19,12 +19,14 @@ class DictCache:
     def __init__(self):
         self.store = {}
 
-    def get_many(self, model, instances):
-        return [self.store.get((model.version, i)) for i in instances]
+    def keys(self, model, instances):
+        return [(model.version, i) for i in instances]
+
+    def get_many(self, model, keys):
+        return [self.store.get(key) for key in keys]
 
     def set_many(self, model, items):
-        for instance, prediction in items:
-            self.store[(model.version, instance)] = prediction
+        self.store.update(items)
 
 
 def test_without_a_cache_every_request_is_a_bypass():
