@@ -14,6 +14,10 @@ In front of Redis each worker keeps a small LRU of recent answers (the local tie
 model version), so a local copy cannot be stale; the tier only saves the network round
 trip for hot inputs. A worker's own answers and its Redis hits both land there.
 
+Writes to Redis leave the request path (``WriteBehind``): the answers of one batch
+reach Redis in one pipelined call just after their responses, so another replica sees
+them a moment later, not before the client does.
+
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
 ``cache_breaker_reset_seconds``, then lets one request try again.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -145,6 +150,60 @@ class LocalTier:
                 self._items.popitem(last=False)
 
 
+class WriteBehind:
+    """Redis writes of one worker, coalesced and off the request path.
+
+    ``put`` hands entries over and returns at once; one loop per worker process (a
+    greenlet under gevent, a thread in tests) writes everything pending in a single
+    pipelined call. The requests answered by one batch then cost one round trip, and
+    none of them waits for it. Another replica sees a new answer a moment (one loop
+    turn) after this one has sent it. At most ``max_pending`` entries wait; beyond
+    that new ones are dropped, which a cache may do.
+    """
+
+    def __init__(self, write: Callable[[dict[str, Any]], None], max_pending: int):
+        self._write = write
+        self._max_pending = max_pending
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pid = 0
+        self.dropped = 0
+
+    def put(self, mapping: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._pending) + len(mapping) > self._max_pending:
+                self.dropped += len(mapping)
+                return
+            self._pending.update(mapping)
+            self._idle.clear()
+            if self._pid != os.getpid():  # first use in this (forked) process
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="cache-writer", daemon=True).start()
+        self._wake.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until nothing is pending or being written."""
+        return self._idle.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception:  # the loop must outlive any one write
+                    log.exception("cache write failed")
+            with self._lock:
+                if not self._pending:
+                    self._idle.set()
+
+
 class ResponseCache:
     """Per-instance prediction cache: the worker's local tier, then Redis (Flask-Caching).
 
@@ -155,12 +214,17 @@ class ResponseCache:
 
     def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
                  on_lookup: Callable[[str, str, str, int], None] = lambda *args: None,
-                 local: LocalTier | None = None):
+                 local: LocalTier | None = None, write_queue: int = 10_000):
         self._backend = backend
         self._breaker = breaker
         self._ttl = ttl_seconds
         self._on_lookup = on_lookup
         self._local = local if local is not None else LocalTier(0, 0)
+        self._writer = WriteBehind(self._write, max_pending=write_queue)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every answer handed to ``set_many`` so far has been written."""
+        return self._writer.flush(timeout)
 
     def keys(self, model: Model, instances: Sequence[Any]) -> list[str]:
         return [cache_key(model, instance) for instance in instances]
@@ -195,9 +259,13 @@ class ResponseCache:
     def set_many(self, model: Model, items: Sequence[tuple[str, Prediction]]) -> None:
         for key, prediction in items:
             self._local.put(key, prediction)
-        if not items or not self._breaker.allow():
+        if items:
+            self._writer.put({key: prediction.as_dict() for key, prediction in items})
+
+    def _write(self, mapping: dict[str, Any]) -> None:
+        """One pipelined Redis write of everything pending (the writer's loop calls it)."""
+        if not self._breaker.allow():
             return
-        mapping = {key: prediction.as_dict() for key, prediction in items}
         try:
             self._backend.set_many(mapping, timeout=self._ttl)
         except (RedisError, OSError) as exc:

@@ -46,6 +46,17 @@ def test_environment_overrides_stack_env_and_replica_ports_follow_the_base_port(
     assert config.nginx_port == 8080
 
 
+def test_replicas_share_the_hosts_cores_unless_workers_are_given(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert StackConfig.load({"INFER_REPLICAS": "2"}).workers == 4
+    assert StackConfig.load({"INFER_REPLICAS": "3"}).workers == 2
+    assert StackConfig.load({"INFER_REPLICAS": "16"}).workers == 1, "at least one each"
+    config = StackConfig.load({"INFER_REPLICAS": "2", "INFER_WORKERS": "3"})
+    assert config.workers == 3
+    processes = parse_procfile(render_stack(config, tmp_path).procfile.read_text()).processes
+    assert all("INFER_WORKERS=3 " in processes[f"app{i}"] for i in (1, 2))
+
+
 def test_a_non_numeric_port_is_refused_with_its_name():
     with pytest.raises(ValueError, match="INFER_NGINX_PORT"):
         StackConfig.load({"INFER_NGINX_PORT": "eighty"})

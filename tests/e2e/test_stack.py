@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.support.cached import wait_cached
 from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.slow
@@ -72,6 +73,7 @@ def test_a_new_instance_answered_by_one_replica_is_a_cache_hit_on_the_other(full
     assert first.status_code == 200
     assert first.headers["X-Cache"] == "miss"
     answered_by = full_stack.upstream_of(first)
+    wait_cached(full_stack.redis_url, first.json(), [instance])  # written just after answering
 
     # least_conn alternates idle replicas; a few tries are enough to land on the other.
     for _ in range(10):

@@ -19,6 +19,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.train import main as train_main
+from tests.support.cached import wait_cached
 from tests.support.procs import free_port, redis_server, running
 
 IRIS = "/v1/models/iris/predict"
@@ -54,19 +55,26 @@ def pair(start_replica, redis_url):
     return start_replica(redis_url)[0], start_replica(redis_url)[0]
 
 
-def test_two_replicas_share_the_cache(pair):
+def answered(url, instances, redis_url):
+    """Predict on one replica and wait until its answers are in Redis for the others."""
+    response = predict(url, instances)
+    wait_cached(redis_url, response.json(), instances)
+    return response
+
+
+def test_two_replicas_share_the_cache(pair, redis_url):
     first, second = pair
     flower = unique_flower()
-    assert predict(first, [flower]).headers["X-Cache"] == "miss"
+    assert answered(first, [flower], redis_url).headers["X-Cache"] == "miss"
     hit = predict(second, [flower])
     assert hit.headers["X-Cache"] == "hit"
     assert hit.json() == predict(first, [flower], **{"Cache-Control": "no-cache"}).json()
 
 
-def test_a_replica_learns_from_redis_once_per_worker_then_answers_from_memory(pair):
+def test_a_replica_learns_from_redis_once_per_worker_then_answers_from_memory(pair, redis_url):
     first, second = pair
     flower = unique_flower()
-    predict(first, [flower])
+    answered(first, [flower], redis_url)
     before = {tier: metric(second, "cache_lookups_total", model="iris", result="hit", tier=tier)
               for tier in ("local", "redis")}
     session = requests.Session()
@@ -78,10 +86,10 @@ def test_a_replica_learns_from_redis_once_per_worker_then_answers_from_memory(pa
     assert 1 <= from_redis <= 2 and local == 8 - from_redis, (local, from_redis)
 
 
-def test_a_batch_of_cached_and_new_instances_is_partial_and_in_order(pair):
+def test_a_batch_of_cached_and_new_instances_is_partial_and_in_order(pair, redis_url):
     first, second = pair
     known = [unique_flower(), unique_flower()]
-    predict(first, known)
+    answered(first, known, redis_url)
     batch = [unique_flower(), known[1], unique_flower(), known[0]]
     response = predict(second, batch)
     assert response.headers["X-Cache"] == "partial"
@@ -104,8 +112,8 @@ def test_metrics_add_up_exactly_across_both_workers(start_replica, redis_url, wo
     n = 120
     flowers = [unique_flower() for _ in range(n // 2)]
     with ThreadPoolExecutor(16) as pool:
-        # each flower twice: once a miss, once a hit
-        list(pool.map(lambda f: predict(url, [f]), flowers))
+        # each flower twice: once a miss, once a hit (on either worker, once written)
+        list(pool.map(lambda f: answered(url, [f], redis_url), flowers))
         list(pool.map(lambda f: predict(url, [f]), flowers))
     assert metric(url, "flask_http_request_total") == n
     assert metric(url, "flask_http_request_total", method="POST", status="200") == n
@@ -174,6 +182,7 @@ def test_a_new_model_version_never_serves_the_old_versions_answers(start_replica
     for version in (old, new):
         path = f"{url}/v1/models/iris/versions/{version}/predict"
         first = requests.post(path, json={"instances": [flower]}, timeout=10)
+        wait_cached(redis_url, first.json(), [flower])  # the other worker may answer next
         second = requests.post(path, json={"instances": [flower]}, timeout=10)
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
         assert second.json()["version"] == version

@@ -3,12 +3,22 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.cache import CircuitBreaker, JsonSerializer, LocalTier, ResponseCache, cache_key
+from service.cache import (
+    CircuitBreaker,
+    JsonSerializer,
+    LocalTier,
+    ResponseCache,
+    WriteBehind,
+    cache_key,
+)
 from service.models.base import Prediction
 from service.models.iris import IrisInput
+from tests.support.procs import wait_until
 
 
 class FakeModel:
@@ -88,6 +98,7 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     backend.down = False
     clock.now += 5.1
     cache.set_many(model, [("k1", Prediction("a", {"a": 1.0}))])
+    assert cache.flush()
     assert not breaker.is_open
     assert cache.get_many(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
     assert ("error", "redis", 1) in lookups
@@ -104,9 +115,10 @@ def two_tier(entries=4, ttl=60.0):
 
 
 def test_the_local_tier_answers_hot_keys_without_redis_and_learns_from_redis_hits():
-    cache, backend, local, _, lookups = two_tier()
+    cache, backend, _, _, lookups = two_tier()
     model, answer = FakeModel(), Prediction("a", {"a": 1.0})
     cache.set_many(model, [("mine", answer)])
+    assert cache.flush()
     backend.store["theirs"] = answer.as_dict()  # written by another replica
     calls = backend.calls
     assert cache.get_many(model, ["mine"]) == [answer]
@@ -139,6 +151,7 @@ def test_with_the_local_tier_off_every_lookup_asks_redis():
     cache, backend, _, _, _ = two_tier(entries=0)
     model, answer = FakeModel(), Prediction("a", {"a": 1.0})
     cache.set_many(model, [("k", answer)])
+    assert cache.flush()
     calls = backend.calls
     assert cache.get_many(model, ["k"]) == [answer]
     assert backend.calls == calls + 1
@@ -155,3 +168,45 @@ def test_a_failed_half_open_try_opens_the_breaker_again():
     breaker.failure()
     clock.now += 1
     assert not breaker.allow()
+
+
+class SlowWrites:
+    """A write that blocks until released, recording what each call carried."""
+
+    def __init__(self, fail_first=False):
+        self.calls, self.release, self.fail_first = [], threading.Event(), fail_first
+
+    def __call__(self, mapping):
+        self.calls.append(dict(mapping))
+        self.release.wait(5)
+        if self.fail_first and len(self.calls) == 1:
+            raise RuntimeError("boom")
+
+
+def test_writes_are_coalesced_while_one_is_in_flight_and_never_block_the_caller():
+    write = SlowWrites()
+    writer = WriteBehind(write, max_pending=100)
+    writer.put({"a": 1})
+    wait_until(lambda: write.calls, timeout=5)  # the first write is in flight
+    started = time.perf_counter()
+    for key in "bcdef":
+        writer.put({key: 1})
+    assert time.perf_counter() - started < 0.5, "put must not wait for Redis"
+    write.release.set()
+    assert writer.flush()
+    assert write.calls == [{"a": 1}, {k: 1 for k in "bcdef"}], "five puts, one write"
+
+
+def test_a_full_write_queue_drops_new_entries_and_a_failed_write_spares_the_loop():
+    write = SlowWrites(fail_first=True)
+    writer = WriteBehind(write, max_pending=2)
+    writer.put({"a": 1})
+    wait_until(lambda: write.calls, timeout=5)
+    writer.put({"b": 1, "c": 1})
+    writer.put({"d": 1})
+    assert writer.dropped == 1
+    write.release.set()
+    assert writer.flush()
+    writer.put({"e": 1})
+    assert writer.flush()
+    assert write.calls == [{"a": 1}, {"b": 1, "c": 1}, {"e": 1}]
