@@ -50,7 +50,7 @@ NOTES = [
     "of the trivial route's throughput in a quick check here.",
     "- Noise: other people's test suites may run on this machine at the same time. The load "
     "average at the start says how busy it was before; the one at the end is mostly the "
-    "benchmark's own (wrk, NGINX, four Gunicorn workers and Redis make about 4-5 on 2 "
+    "benchmark's own (wrk, NGINX, the Gunicorn workers and Redis make about 4-5 on 2 "
     "cores). `CPU ms/req` moves far less with noise than rps. Treat rps differences under "
     "about 15% as noise.",
 ]

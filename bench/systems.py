@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.stack import StackConfig
 from tests.support.procs import ROOT, Server, binary, free_port, http_ok, running
 
 # the models `make up` serves: INFER_MODELS_DIR as the Makefile sets it, else models/
@@ -155,6 +156,7 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
         given = {k: v for k, v in os.environ.items() if k.startswith("INFER_") and "PORT" not in k}
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")
+        given["workers per replica"] = str(StackConfig.load(env).workers)
         given["replica ports"] = ",".join(str(p) for p in replicas)
         replica_urls = [f"http://127.0.0.1:{p}" for p in replicas]
         yield System("stack", url, given, root_pid=server.pid, metrics_urls=replica_urls)
