@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     metrics = Metrics(app) if settings.metrics_enabled else NullMetrics()
     metrics.loaded(registry.all())
     request_log.init_app(app)
-    cache = init_cache(app, settings, metrics.cache_lookup)
+    cache = init_cache(app, settings, metrics)
     batcher = MicroBatcher(settings.batch_for, metrics)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
     app.extensions["infer"] = AppState(settings, registry, inference)

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask
 from flask_caching import Cache
@@ -161,9 +161,11 @@ class WriteBehind:
     that new ones are dropped, which a cache may do.
     """
 
-    def __init__(self, write: Callable[[dict[str, Any]], None], max_pending: int):
+    def __init__(self, write: Callable[[dict[str, Any]], None], max_pending: int,
+                 on_drop: Callable[[int], None] = lambda count: None):
         self._write = write
         self._max_pending = max_pending
+        self._on_drop = on_drop
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -176,6 +178,7 @@ class WriteBehind:
         with self._lock:
             if len(self._pending) + len(mapping) > self._max_pending:
                 self.dropped += len(mapping)
+                self._on_drop(len(mapping))
                 return
             self._pending.update(mapping)
             self._idle.clear()
@@ -214,13 +217,14 @@ class ResponseCache:
 
     def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
                  on_lookup: Callable[[str, str, str, int], None] = lambda *args: None,
-                 local: LocalTier | None = None, write_queue: int = 10_000):
+                 local: LocalTier | None = None, write_queue: int = 10_000,
+                 on_write_dropped: Callable[[int], None] = lambda count: None):
         self._backend = backend
         self._breaker = breaker
         self._ttl = ttl_seconds
         self._on_lookup = on_lookup
         self._local = local if local is not None else LocalTier(0, 0)
-        self._writer = WriteBehind(self._write, max_pending=write_queue)
+        self._writer = WriteBehind(self._write, write_queue, on_write_dropped)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every answer handed to ``set_many`` so far has been written."""
@@ -287,8 +291,15 @@ def _prediction(value: Any) -> Prediction | None:
     return Prediction(label=label, scores=scores)
 
 
-def init_cache(app: Flask, settings: Settings,
-               on_lookup: Callable[[str, str, str, int], None]) -> ResponseCache | None:
+class CacheMetrics(Protocol):
+    """What the cache reports; ``service.metrics.Metrics`` provides these."""
+
+    def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None: ...
+
+    def cache_write_dropped(self, count: int) -> None: ...
+
+
+def init_cache(app: Flask, settings: Settings, metrics: CacheMetrics) -> ResponseCache | None:
     """Bind Flask-Caching's Redis backend to ``app``; None when no Redis is configured."""
     if not settings.redis_url:
         return None
@@ -311,4 +322,5 @@ def init_cache(app: Flask, settings: Settings,
                              settings.cache_breaker_reset_seconds)
     local = LocalTier(settings.cache_local_entries,
                       min(settings.cache_local_ttl_seconds, settings.cache_ttl_seconds))
-    return ResponseCache(backend, breaker, settings.cache_ttl_seconds, on_lookup, local)
+    return ResponseCache(backend, breaker, settings.cache_ttl_seconds, metrics.cache_lookup,
+                         local, on_write_dropped=metrics.cache_write_dropped)

@@ -35,6 +35,8 @@ class NullMetrics:
 
     def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None: ...
 
+    def cache_write_dropped(self, count: int) -> None: ...
+
     def batch(self, model: Model, size: int, seconds: float) -> None: ...
 
     def waited(self, model: Model, seconds: float) -> None: ...
@@ -77,6 +79,10 @@ class Metrics(NullMetrics):
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being served", multiprocess_mode="livesum",
             registry=registry)
+        self.cache_writes_dropped = Counter(
+            "cache_writes_dropped",
+            "Answers not written to Redis because the worker's write queue was full",
+            registry=registry)
         self.rejected_requests = Counter(
             "batch_rejected", "Requests shed with 503 because a batch queue was full",
             ["model"], registry=registry)
@@ -90,6 +96,9 @@ class Metrics(NullMetrics):
     def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None:
         if count:
             self.cache_lookups.labels(model, result, tier).inc(count)
+
+    def cache_write_dropped(self, count: int) -> None:
+        self.cache_writes_dropped.inc(count)
 
     def batch(self, model: Model, size: int, seconds: float) -> None:
         self.batch_size.labels(model.name).observe(size)

@@ -120,6 +120,7 @@ def test_metrics_add_up_exactly_across_both_workers(start_replica, redis_url, wo
     hits = metric(url, "cache_lookups_total", model="iris", result="hit")
     misses = metric(url, "cache_lookups_total", model="iris", result="miss")
     assert (hits, misses) == (n // 2, n // 2)
+    assert metric(url, "cache_writes_dropped_total") == 0
     assert metric(url, "model_predictions_total", model="iris") == n
     per_worker = _worker_request_counts(Path(server.env["PROMETHEUS_MULTIPROC_DIR"]))
     busy = [c for c in per_worker.values() if c > 0]
