@@ -126,9 +126,6 @@ class LocalTier:
         self._items: OrderedDict[str, tuple[float, Prediction]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def get(self, key: str) -> Prediction | None:
         with self._lock:
             item = self._items.get(key)
@@ -172,12 +169,10 @@ class WriteBehind:
         self._idle = threading.Event()
         self._idle.set()
         self._pid = 0
-        self.dropped = 0
 
     def put(self, mapping: dict[str, Any]) -> None:
         with self._lock:
             if len(self._pending) + len(mapping) > self._max_pending:
-                self.dropped += len(mapping)
                 self._on_drop(len(mapping))
                 return
             self._pending.update(mapping)
@@ -279,7 +274,7 @@ class ResponseCache:
 
     def _failed(self, what: str, exc: Exception) -> None:
         self._breaker.failure()
-        log.warning("cache %s failed, answering uncached: %s", what, exc)
+        log.warning("cache %s failed (the request is not affected): %s", what, exc)
 
 
 def _prediction(value: Any) -> Prediction | None:

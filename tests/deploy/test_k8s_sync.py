@@ -10,7 +10,7 @@ import yaml
 
 from deploy.k8s import sync
 from deploy.stack.render import render_nginx
-from tests.support.procs import binary
+from tests.support.procs import binary, nginx_syntax_ok
 
 
 def test_every_generated_copy_equals_a_fresh_render():
@@ -91,20 +91,5 @@ def test_nginx_accepts_the_k8s_config(tmp_path):
     assert upstream in conf
     conf = conf.replace(upstream, "server 127.0.0.1:8000 ").replace("/tmp/", f"{tmp_path}/")
     (tmp_path / "nginx.conf").write_text(conf)
-    result = subprocess.run(
-        [
-            binary("nginx"),
-            "-t",
-            "-e",
-            "stderr",
-            "-p",
-            str(tmp_path),
-            "-c",
-            str(tmp_path / "nginx.conf"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = nginx_syntax_ok(tmp_path / "nginx.conf", tmp_path)
     assert result.returncode == 0, result.stderr

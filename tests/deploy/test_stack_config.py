@@ -11,7 +11,7 @@ from honcho.environ import parse_procfile
 
 from deploy.stack import ServiceLimits, StackConfig, render_nginx, render_stack
 from deploy.stack.config import STACK_ENV, read_env_file
-from tests.support.procs import ROOT, binary
+from tests.support.procs import ROOT, binary, nginx_syntax_ok
 
 ARCHITECTURE_DEFAULTS = {
     "INFER_REPLICAS": "2",
@@ -24,15 +24,6 @@ ARCHITECTURE_DEFAULTS = {
     "INFER_GRAFANA_PORT": "3000",
     "INFER_RATE_LIMIT_RPS": "0",
 }
-
-
-def nginx_syntax_ok(conf, prefix) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [binary("nginx"), "-t", "-e", "stderr", "-p", str(prefix), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def test_stack_env_holds_the_defaults_the_architecture_names():

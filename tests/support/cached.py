@@ -6,6 +6,7 @@ the response, so a test that asks another replica next must first see the write 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -18,15 +19,10 @@ from tests.support.procs import wait_until
 _SPECS = {"iris": IrisInput(), "sentiment": SentimentInput()}
 
 
-class _Named:
-    def __init__(self, name: str, version: str):
-        self.name, self.version = name, version
-
-
 def wait_cached(redis_url: str, answer: dict[str, Any], instances: list[Any],
                 prefix: str = "infer", timeout: float = 5.0) -> None:
     """Wait until Redis holds every instance of a 200 ``answer`` (its model and version)."""
-    model = _Named(answer["model"], answer["version"])
+    model = SimpleNamespace(name=answer["model"], version=answer["version"])
     keys = [f"{prefix}:{cache_key(model, instance)}"
             for instance in _SPECS[model.name].canonical(instances)]
     client = redis.Redis.from_url(redis_url)

@@ -41,6 +41,14 @@ def binary(name: str) -> str:
     return found
 
 
+def nginx_syntax_ok(conf: Path, prefix: Path) -> subprocess.CompletedProcess:
+    """``nginx -t`` on ``conf`` with ``prefix`` as its directory; errors on stderr."""
+    return subprocess.run(
+        [binary("nginx"), "-t", "-e", "stderr", "-p", str(prefix), "-c", str(conf)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
 class ProcessExited(RuntimeError):
     """A server died while we waited for it: no point waiting out the timeout."""
 
