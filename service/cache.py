@@ -14,9 +14,12 @@ In front of Redis each worker keeps a small LRU of recent answers (the local tie
 model version), so a local copy cannot be stale; the tier only saves the network round
 trip for hot inputs. A worker's own answers and its Redis hits both land there.
 
-Writes to Redis leave the request path (``WriteBehind``): the answers of one batch
-reach Redis in one pipelined call just after their responses, so another replica sees
-them a moment later, not before the client does.
+Reads that miss the local tier are merged (``ReadCoalescer``): requests that need
+Redis while a read is in flight wait for it to return, then share the next MGET, so
+a worker sends one read per round trip, not one per request. Writes leave the
+request path (``WriteBehind``): the answers of one batch reach Redis in one pipelined
+call just after their responses, so another replica sees them a moment later, not
+before the client does.
 
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
@@ -147,6 +150,67 @@ class LocalTier:
                 self._items.popitem(last=False)
 
 
+class _Read:
+    """One caller's keys in a coalesced read, and what it got back."""
+
+    __slots__ = ("keys", "leads", "ready", "values")
+
+    def __init__(self, keys: Sequence[str]):
+        self.keys = keys
+        self.ready = threading.Event()
+        self.leads = False
+        self.values: list[Any] | None = None
+
+
+class ReadCoalescer:
+    """Concurrent Redis reads of one worker, merged into one call per round trip.
+
+    The first caller reads at once. Callers that arrive while a read is in flight
+    queue up; when it returns, the first of them reads the keys of all of them in one
+    call and hands each its own slice. ``read`` returns None when the read failed
+    (it deals with the error itself), and every caller of that read gets None.
+    """
+
+    def __init__(self, read: Callable[[list[str]], list[Any] | None]):
+        self._read = read
+        self._queue: list[_Read] = []
+        self._busy = False
+        self._lock = threading.Lock()
+
+    def get(self, keys: Sequence[str]) -> list[Any] | None:
+        me = _Read(keys)
+        with self._lock:
+            self._queue.append(me)
+            me.leads = not self._busy
+            self._busy = True
+        if not me.leads:
+            me.ready.wait()  # answered, or made the leader of the next read
+        if me.leads:
+            self._lead()
+        return me.values
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue, []
+        values: list[Any] | None = None
+        try:
+            values = self._read([key for read in group for key in read.keys])
+        finally:
+            offset = 0
+            for read in group:
+                if values is not None:
+                    read.values = values[offset:offset + len(read.keys)]
+                    offset += len(read.keys)
+                read.leads = False
+                read.ready.set()
+            with self._lock:
+                if self._queue:
+                    self._queue[0].leads = True
+                    self._queue[0].ready.set()
+                else:
+                    self._busy = False
+
+
 class WriteBehind:
     """Redis writes of one worker, coalesced and off the request path.
 
@@ -219,6 +283,7 @@ class ResponseCache:
         self._ttl = ttl_seconds
         self._on_lookup = on_lookup
         self._local = local if local is not None else LocalTier(0, 0)
+        self._reader = ReadCoalescer(self._read)
         self._writer = WriteBehind(self._write, write_queue, on_write_dropped)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -234,16 +299,10 @@ class ResponseCache:
         self._on_lookup(model.name, "hit", "local", len(keys) - len(missing))
         if not missing:
             return found
-        if not self._breaker.allow():
+        values = self._reader.get([keys[i] for i in missing])
+        if values is None:
             self._on_lookup(model.name, "error", "redis", len(missing))
             return found
-        try:
-            values = self._backend.get_many(*(keys[i] for i in missing))
-        except (RedisError, OSError) as exc:
-            self._failed("read", exc)
-            self._on_lookup(model.name, "error", "redis", len(missing))
-            return found
-        self._breaker.success()
         hits = 0
         for index, value in zip(missing, values, strict=True):
             prediction = _prediction(value)
@@ -260,6 +319,18 @@ class ResponseCache:
             self._local.put(key, prediction)
         if items:
             self._writer.put({key: prediction.as_dict() for key, prediction in items})
+
+    def _read(self, keys: list[str]) -> list[Any] | None:
+        """One MGET for every key the waiting requests need (the coalescer calls it)."""
+        if not self._breaker.allow():
+            return None
+        try:
+            values = self._backend.get_many(*keys)
+        except (RedisError, OSError) as exc:
+            self._failed("read", exc)
+            return None
+        self._breaker.success()
+        return values
 
     def _write(self, mapping: dict[str, Any]) -> None:
         """One pipelined Redis write of everything pending (the writer's loop calls it)."""

@@ -12,6 +12,7 @@ from service.cache import (
     CircuitBreaker,
     JsonSerializer,
     LocalTier,
+    ReadCoalescer,
     ResponseCache,
     WriteBehind,
     cache_key,
@@ -209,3 +210,73 @@ def test_a_full_write_queue_drops_new_entries_and_a_failed_write_spares_the_loop
     writer.put({"e": 1})
     assert writer.flush()
     assert write.calls == [{"a": 1}, {"b": 1, "c": 1}, {"e": 1}]
+
+
+class SlowReads:
+    """A Redis read that blocks until released; answers ``value-of-<key>``, or None."""
+
+    def __init__(self, fail=False):
+        self.calls, self.release, self.fail = [], threading.Event(), fail
+
+    def __call__(self, keys):
+        self.calls.append(list(keys))
+        self.release.wait(5)
+        return None if self.fail else [f"value-of-{key}" for key in keys]
+
+
+def _read_in_threads(reader, groups):
+    results = {}
+
+    def read(name, keys):
+        results[name] = reader.get(keys)
+
+    threads = [threading.Thread(target=read, args=(name, keys)) for name, keys in groups]
+    for thread in threads:
+        thread.start()
+    return results, threads
+
+
+def test_reads_that_wait_for_one_in_flight_share_the_next_call_and_get_their_own_values():
+    read = SlowReads()
+    reader = ReadCoalescer(read)
+    first, threads = _read_in_threads(reader, [("first", ["a"])])
+    wait_until(lambda: read.calls, timeout=5)  # the first read is in flight
+    later, more = _read_in_threads(reader, [("x", ["b", "c"]), ("y", ["d"]), ("z", ["b"])])
+    time.sleep(0.2)  # give the three time to queue behind the first
+    assert len(read.calls) == 1, "nobody reads while a read is in flight"
+    read.release.set()
+    for thread in threads + more:
+        thread.join(5)
+    assert first == {"first": ["value-of-a"]}
+    assert later == {"x": ["value-of-b", "value-of-c"], "y": ["value-of-d"], "z": ["value-of-b"]}
+    assert len(read.calls) == 2, "three waiting readers, one call"
+    assert sorted(read.calls[1]) == ["b", "b", "c", "d"]
+
+
+def test_a_lone_read_goes_at_once_and_a_failed_read_answers_none():
+    read = SlowReads(fail=True)
+    read.release.set()
+    reader = ReadCoalescer(read)
+    assert reader.get(["a"]) is None
+    read.fail = False
+    assert reader.get(["a", "b"]) == ["value-of-a", "value-of-b"]
+    assert read.calls == [["a"], ["a", "b"]]
+
+
+def test_concurrent_lookups_through_the_cache_each_get_their_own_predictions():
+    backend = Backend()
+    cache = ResponseCache(backend, CircuitBreaker(3, 5.0), ttl_seconds=60)
+    model = FakeModel()
+    for n in range(40):
+        backend.store[f"k{n}"] = {"label": f"L{n}", "scores": {f"L{n}": 1.0}}
+    answers = {}
+
+    def lookup(n):
+        answers[n] = cache.get_many(model, [f"k{n}", "absent"])
+
+    threads = [threading.Thread(target=lookup, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert all(answers[n] == [Prediction(f"L{n}", {f"L{n}": 1.0}), None] for n in range(40))
