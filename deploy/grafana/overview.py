@@ -285,14 +285,18 @@ CACHE = Row(
             ),
         ),
         Panel(
-            "Cache errors per model",
-            "Lookups that failed (Redis unreachable or timing out); the service fails open.",
-            (Query(zero_filled(lookups("error"), lookups()), "{{model}}"),),
+            "Cache errors and dropped writes",
+            "Lookups that failed (Redis unreachable or timing out; the service fails open), "
+            "and answers not written to Redis because a worker's write queue was full.",
+            (
+                Query(zero_filled(lookups("error"), lookups()), "{{model}} lookup errors"),
+                Query(f"sum ({rate('cache_writes_dropped_total')})", "writes dropped"),
+            ),
             unit="ops",
             width=8,
             worry=(
                 "Anything sustained above zero: Redis is unreachable or timing out "
-                "(InferCacheErrors)."
+                "(InferCacheErrors), or cannot keep up with writes (InferCacheWritesDropped)."
             ),
         ),
     ),
