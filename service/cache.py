@@ -201,7 +201,6 @@ class ReadCoalescer:
                 if values is not None:
                     read.values = values[offset:offset + len(read.keys)]
                     offset += len(read.keys)
-                read.leads = False
                 read.ready.set()
             with self._lock:
                 if self._queue:

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 
+import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.cache import (
@@ -236,8 +237,9 @@ def _read_in_threads(reader, groups):
     return results, threads
 
 
-def test_reads_that_wait_for_one_in_flight_share_the_next_call_and_get_their_own_values():
-    read = SlowReads()
+@pytest.mark.parametrize("fail", [False, True], ids=["answered", "failed"])
+def test_reads_that_wait_for_one_in_flight_share_the_next_call_and_get_their_own_values(fail):
+    read = SlowReads(fail=fail)
     reader = ReadCoalescer(read)
     first, threads = _read_in_threads(reader, [("first", ["a"])])
     wait_until(lambda: read.calls, timeout=5)  # the first read is in flight
@@ -247,13 +249,18 @@ def test_reads_that_wait_for_one_in_flight_share_the_next_call_and_get_their_own
     read.release.set()
     for thread in threads + more:
         thread.join(5)
-    assert first == {"first": ["value-of-a"]}
-    assert later == {"x": ["value-of-b", "value-of-c"], "y": ["value-of-d"], "z": ["value-of-b"]}
     assert len(read.calls) == 2, "three waiting readers, one call"
     assert sorted(read.calls[1]) == ["b", "b", "c", "d"]
+    if fail:
+        assert first == {"first": None}
+        assert later == {"x": None, "y": None, "z": None}, "everyone who shared it misses"
+    else:
+        assert first == {"first": ["value-of-a"]}
+        assert later == {"x": ["value-of-b", "value-of-c"], "y": ["value-of-d"],
+                         "z": ["value-of-b"]}
 
 
-def test_a_lone_read_goes_at_once_and_a_failed_read_answers_none():
+def test_after_a_failed_read_the_next_one_reads_again():
     read = SlowReads(fail=True)
     read.release.set()
     reader = ReadCoalescer(read)
