@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated; one section each")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=12)
-    parser.add_argument("--log-level", default="warning", help="the stack's INFER_LOG_LEVEL")
+    parser.add_argument("--log-level", default="info", help="the stack's INFER_LOG_LEVEL")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     workloads = args.workloads.split(",")

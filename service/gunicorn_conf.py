@@ -26,7 +26,7 @@ from pathlib import Path  # noqa: E402
 
 from gunicorn.glogging import Logger  # noqa: E402
 
-from service import whole_response  # noqa: E402
+from service import request_log, whole_response  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 # Headers leave with the first body bytes, so a replica killed mid-answer leaves
@@ -83,20 +83,8 @@ logger_class = _AccessLogWhenAsked
 # Several replicas share a host (and Kubernetes' root filesystem is read-only): no
 # per-user control socket in $HOME.
 control_socket_disable = True
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "service.request_log.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
-                            "stream": "ext://sys.stdout"}},
-    "root": {"level": _settings.log_level.upper(), "handlers": ["stdout"]},
-    "loggers": {
-        "gunicorn.error": {"level": _settings.log_level.upper(), "handlers": ["stdout"],
-                           "propagate": False},
-        "gunicorn.access": {"level": "INFO", "propagate": False,
-                            "handlers": ["stdout"] if _settings.gunicorn_access_log else []},
-    },
-}
+logconfig_dict = request_log.logging_config(
+    _settings.log_level, _settings.log_file, _settings.gunicorn_access_log)
 
 
 def on_starting(server):

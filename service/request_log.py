@@ -7,6 +7,8 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -35,6 +37,39 @@ class JsonFormatter(logging.Formatter):
 
 
 JsonFormatter.converter = time.gmtime
+
+
+def logging_config(level: str, log_file: Path | None = None,
+                   access_log: bool = False) -> dict[str, Any]:
+    """``logging.config.dictConfig`` input for a replica: JSON lines at ``level``.
+
+    Without ``log_file`` every line goes to stdout. With it, every line goes to the file
+    and only warnings and errors to stdout too: a launcher that relays its children's
+    stdout line by line (honcho under ``make up``) then stays out of the request path.
+    """
+    level = level.upper()
+    handlers: dict[str, Any] = {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                   "stream": "ext://sys.stdout"},
+    }
+    if log_file is not None:
+        handlers["stdout"]["level"] = "WARNING"
+        handlers["file"] = {"class": "logging.handlers.WatchedFileHandler",
+                            "formatter": "json", "filename": str(log_file),
+                            "encoding": "utf-8"}
+    names = list(handlers)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": handlers,
+        "root": {"level": level, "handlers": names},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": names, "propagate": False},
+            "gunicorn.access": {"level": "INFO", "propagate": False,
+                                "handlers": names if access_log else []},
+        },
+    }
 
 
 def init_app(app: Flask) -> None:

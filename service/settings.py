@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     """Idle keep-alive seconds; longer than NGINX's upstream keepalive_timeout (60 s)."""
     log_level: str = "info"
     """Log level of the service and Gunicorn."""
+    log_file: Path | None = None
+    """Write every log line to this file (appended, reopened when rotated away) and only
+    warnings and errors to stdout; unset: everything to stdout, as containers expect."""
     gunicorn_access_log: bool = False
     """Also write Gunicorn's own JSON access line (the app already logs every request)."""
 

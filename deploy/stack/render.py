@@ -137,6 +137,9 @@ class RunDir:
     def replica_metrics_dir(self, index: int) -> Path:
         return self.path / f"app{index}" / "metrics"
 
+    def replica_log(self, index: int) -> Path:
+        return self.path / f"app{index}" / "service.log"
+
     def pid_files(self) -> list[Path]:
         return sorted(self.path.rglob("*.pid"))
 
@@ -151,6 +154,10 @@ def replica_command(config: StackConfig, run: RunDir, index: int) -> str:
         "INFER_REDIS_URL": config.redis_url,
         "INFER_MODELS_DIR": str(config.models_dir),
         "INFER_WORKERS": str(config.workers),
+        # One JSON line per request: written by the replica itself. Relayed through
+        # honcho's pipes, each line cost ~0.17 ms of the launcher's CPU (measured
+        # under wrk), as much as serving a cache hit. Warnings still reach the console.
+        "INFER_LOG_FILE": str(run.replica_log(index)),
     }
     assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
     # The Gunicorn of the environment running this (make's $(VENV)), not one on PATH.

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable
+from pathlib import Path
 
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
@@ -55,6 +56,16 @@ def health_urls(config: StackConfig, names: Iterable[str]) -> dict[str, str]:
     for index, address in enumerate(config.replica_addresses, start=1):
         urls[f"app{index}"] = f"http://{address}/readyz"
     return {name: urls[name] for name in names if name in urls}
+
+
+def log_files(run: RunDir, names: Iterable[str]) -> dict[str, Path]:
+    """Logs the started processes write themselves; the console shows only their warnings."""
+    names = list(names)
+    files = {name: run.replica_log(int(name[3:])) for name in names
+             if name.startswith("app") and name[3:].isdigit()}
+    if "nginx" in names:
+        files["nginx access"] = run.nginx_access_log
+    return files
 
 
 def _answers(url: str) -> bool:
@@ -148,6 +159,8 @@ def run_stack(config: StackConfig, run: RunDir, only: Iterable[str] | None = Non
     print("starting " + ", ".join(processes) + f" (run dir {run.path})", flush=True)
     for name, url in config.urls().items():
         print(f"  {name:<16} {url}", flush=True)
+    for name, path in log_files(run, processes).items():
+        print(f"  {name + ' log':<16} {path}", flush=True)
     announcer = threading.Thread(
         target=_announce_when_ready,
         args=(config, list(processes), manager.events),

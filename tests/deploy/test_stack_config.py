@@ -48,6 +48,15 @@ def test_replicas_share_the_hosts_cores_unless_workers_are_given(tmp_path, monke
     assert all("INFER_WORKERS=3 " in processes[f"app{i}"] for i in (1, 2))
 
 
+def test_replicas_write_their_own_log_files_in_the_run_dir(tmp_path):
+    run = render_stack(StackConfig.load({"INFER_REPLICAS": "2"}), tmp_path)
+    processes = parse_procfile(run.procfile.read_text()).processes
+    for index in (1, 2):
+        assert f"INFER_LOG_FILE={run.replica_log(index)} " in processes[f"app{index}"]
+        assert run.replica_log(index).parent.is_dir()
+    assert "INFER_LOG_FILE" not in processes["nginx"]
+
+
 def test_a_non_numeric_port_is_refused_with_its_name():
     with pytest.raises(ValueError, match="INFER_NGINX_PORT"):
         StackConfig.load({"INFER_NGINX_PORT": "eighty"})

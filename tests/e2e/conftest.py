@@ -162,6 +162,11 @@ class Stack:
     def log_tails(self) -> str:
         parts = [f"--- honcho ---\n{self.infra.log_tail(60)}"]
         parts += [f"--- {s.name} ---\n{s.log_tail(30)}" for s in self.replicas if s]
+        for index in range(1, len(self.replicas) + 1):
+            path = self.run.replica_log(index)
+            if path.exists():
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-30:])
+                parts.append(f"--- {path} ---\n{tail}")
         return "\n".join(parts)
 
 

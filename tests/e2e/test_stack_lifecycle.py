@@ -65,6 +65,13 @@ def test_up_serves_through_nginx_and_sigterm_leaves_no_process_port_or_pid_file(
         )
         assert answer.status_code == 200, answer.text
         assert answer.headers["X-Upstream"] == f"127.0.0.1:{environ['INFER_BASE_PORT']}"
+        # the replica writes its request lines itself; the console only names the file
+        request_id = answer.headers["X-Request-ID"]
+        replica_log = run_dir / "app1" / "service.log"
+        wait_until(lambda: request_id in replica_log.read_text(), 10,
+                   what="the request line in the replica's log file")
+        assert request_id not in output.read_text()
+        assert str(replica_log) in output.read_text()
         assert list(run_dir.rglob("*.pid")), "nginx writes its pid file in the run dir"
 
         up.send_signal(signal.SIGTERM)

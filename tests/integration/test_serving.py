@@ -223,3 +223,29 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_connections(star
     assert server.process.returncode == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/healthz", timeout=2)
+
+
+def test_with_a_log_file_request_lines_go_there_and_only_warnings_reach_stdout(start_replica,
+                                                                                workdir):
+    log_file = workdir / "replica-log" / "service.log"
+    log_file.parent.mkdir()
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: a cache warning
+    url, server = start_replica(dead_redis, INFER_LOG_FILE=str(log_file))
+    predict(url, [unique_flower()], **{"X-Request-ID": "to-the-file-1"})
+
+    def lines(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines()
+                if line.startswith("{")]
+
+    in_file = lines(log_file)
+    requests_logged = [line for line in in_file if line.get("request_id") == "to-the-file-1"]
+    assert len(requests_logged) == 1, in_file[-5:]
+    assert requests_logged[0]["cache"] == "miss" and requests_logged[0]["status"] == 200
+    assert any("Booting worker" in line["msg"] for line in in_file), "Gunicorn's own lines too"
+    warnings = [line for line in in_file if line["level"] == "warning"]
+    assert any("cache read failed" in line["msg"] for line in warnings), in_file[-5:]
+
+    on_stdout = lines(server.log_path)
+    assert on_stdout, "warnings still reach stdout"
+    assert {line["level"] for line in on_stdout} <= {"warning", "error", "critical"}
+    assert not any(line.get("request_id") for line in on_stdout)
