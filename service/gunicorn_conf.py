@@ -24,6 +24,7 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import gevent  # noqa: E402
 from gunicorn.glogging import Logger  # noqa: E402
 
 from service import request_log, whole_response  # noqa: E402
@@ -116,6 +117,20 @@ def post_worker_init(worker):
         stop(sig, frame)
 
     signal.signal(signal.SIGTERM, draining_exit)
+
+
+def post_request(worker, req, environ, resp):
+    """Let every other ready connection of this worker go before this one's next request.
+
+    A gevent socket read that finds data waiting returns without yielding. A client (or
+    NGINX on a keep-alive upstream connection) that sends its next request while this
+    worker finishes the last one is then served again at once, ahead of connections that
+    were ready earlier: one worker served some connections back to back and starved
+    others. Measured with wrk at c=32 straight to one replica: /healthz p50 9 ms, p99
+    87-171 ms; with this yield p99 9-13 ms at the same throughput. Through NGINX at c=64,
+    cached iris p99 62-99 ms became 33-36 ms.
+    """
+    gevent.sleep(0)
 
 
 def child_exit(server, worker):
