@@ -19,6 +19,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import gc  # noqa: E402 - after patching, on purpose
+import logging  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -84,6 +85,11 @@ logger_class = _AccessLogWhenAsked
 # Several replicas share a host (and Kubernetes' root filesystem is read-only): no
 # per-user control socket in $HOME.
 control_socket_disable = True
+# The JSON lines show no thread, process or multiprocessing name: not collecting them
+# saves ~10 us of a worker's CPU per log line (Python's logging HOWTO, "Optimization").
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
 logconfig_dict = request_log.logging_config(
     _settings.log_level, _settings.log_file, _settings.gunicorn_access_log)
 
