@@ -31,6 +31,7 @@ LAYERS = (
         ("prometheus_client/", "prometheus_flask_exporter/", "service/metrics"),
     ),
     ("validation: pydantic", ("pydantic/", "pydantic_core/")),
+    ("request log: logging", ("logging/", "service/request_log")),
     ("JSON", ("json/", "orjson")),
     ("micro-batcher", ("service/batching",)),
     ("Flask / Werkzeug / OpenAPI", ("flask/", "werkzeug/", "flask_openapi3/", "flask_cors/")),

@@ -106,9 +106,11 @@ def test_profile_samples_count_for_the_innermost_layer_they_touch():
         "handle (gunicorn/workers/ggevent.py:1);view (flask/app.py:2);"
         "get_many (redis/client.py:5) 10",
         "handle (gunicorn/workers/ggevent.py:1);send (gevent/_socketcommon.py:6) 10",
+        "view (flask/app.py:2);_finish (service/request_log.py:7);emit (logging/__init__.py:8) 5",
     ])  # fmt: skip
     layers, leaves, total = summarise(collapsed)
-    assert total == 50
+    assert total == 55
+    assert layers["request log: logging"] == 5
     assert layers["model: scikit-learn / numpy / scipy"] == 30
     assert layers["cache: Redis client, Flask-Caching"] == 10
     assert layers["Gunicorn / gevent (I/O, scheduling)"] == 10
