@@ -47,7 +47,7 @@ NOTES = [
     "their boot and answer 502), then 3 s of `mixed`.",
     "- The stack logs as `make up` does (`INFER_LOG_LEVEL=info`: one JSON line per predict "
     "request, written by each replica to its own file in the run dir) unless `--log-level` "
-    "says otherwise. Writing a line costs a worker about 0.02 ms.",
+    "says otherwise. In quick runs here the line cost 0.07-0.11 ms of CPU per predict request.",
     "- Noise: other people's test suites may run on this machine at the same time. The load "
     "average at the start says how busy it was before; the one at the end is mostly the "
     "benchmark's own (wrk, NGINX, the Gunicorn workers and Redis make about 4-5 on 2 "
