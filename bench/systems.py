@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.stack import StackConfig
-from tests.support.procs import ROOT, Server, binary, free_port, http_ok, running
+from deploy.stack.runner import port_taken
+from tests.support.procs import (
+    ROOT,
+    ProcessExited,
+    Server,
+    binary,
+    free_port,
+    http_ok,
+    running,
+)
 
 # the models `make up` serves: INFER_MODELS_DIR as the Makefile sets it, else models/
 MODELS_DIR = Path(os.environ.get("INFER_MODELS_DIR") or ROOT / "models").resolve()
@@ -75,25 +83,15 @@ def tree_cpu_seconds(root: int) -> float:
 def free_ports_in_a_row(count: int) -> int:
     """The first of ``count`` consecutive loopback ports that can all be bound now.
 
-    Binding is the test, not "nothing listens": Linux gives ``bind(0)`` odd ports and
-    outgoing connections even ones, so the port after a free one is often the local end
-    of some connection, and the stack's own check (a bind) would refuse it.
+    The stack's own check (a bind) is the test, not "nothing listens": Linux gives
+    ``bind(0)`` odd ports and outgoing connections even ones, so the port after a free
+    one is often the local end of some connection, which the stack would refuse.
     """
     for _ in range(200):
         first = free_port()
-        if all(_bindable(first + offset) for offset in range(count)):
+        if not any(port_taken("127.0.0.1", first + offset) for offset in range(count)):
             return first
     raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def ensure_models() -> None:
@@ -145,14 +143,12 @@ def stack(workdir: Path, settings: dict[str, str] | None = None) -> Iterator[Sys
             # Every replica must answer, and before NGINX is asked at all: a request NGINX
             # sends to a booting replica marks it failed for a while (502s after start).
             urls = [*(f"http://127.0.0.1:{p}/readyz" for p in replicas), f"{url}/readyz"]
-            # A launcher that exits (a port was taken meanwhile) ends the wait at once.
-            ready = lambda s=server, u=urls: not s.alive() or all(map(http_ok, u))  # noqa: E731
-            cleanup.enter_context(running(server, ready, 180))
-            if server.alive():
+            try:
+                cleanup.enter_context(running(server, lambda u=urls: all(map(http_ok, u)), 180))
                 break
-            log = server.log_tail()
-            if "ports already in use" not in log or attempt == START_ATTEMPTS:
-                raise RuntimeError(f"the stack exited while starting:\n{log}")
+            except ProcessExited as exc:  # the launcher refused a port taken meanwhile
+                if "ports already in use" not in str(exc) or attempt == START_ATTEMPTS:
+                    raise
         given = {k: v for k, v in os.environ.items() if k.startswith("INFER_") and "PORT" not in k}
         given.update(settings or {})
         given.update(replicas=str(REPLICAS), processes=STACK_PROCESSES, front="NGINX")

@@ -76,7 +76,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _port_taken(host: str, port: int) -> bool:
+def port_taken(host: str, port: int) -> bool:
+    """Whether the stack could not bind ``port`` now (the check behind `check_free`)."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -103,7 +104,7 @@ def check_free(config: StackConfig, names: Iterable[str]) -> None:
         f"{setting}={port}"
         for name in names
         for setting, port in ports.get(name, [])
-        if _port_taken(config.host, port)
+        if port_taken(config.host, port)
     ]
     if taken:
         raise StackError(

@@ -19,7 +19,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -31,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from deploy.stack import RunDir, StackConfig, render_stack
-from deploy.stack.runner import procfile_processes
+from deploy.stack.runner import port_taken, procfile_processes
 from tests.support.procs import ROOT, Server, http_ok, port_open, wait_until
 
 REPLICAS = 2
@@ -176,15 +175,6 @@ def _exited(server: Server) -> bool:
     return False
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def stack_ports(names: list[str], replicas: int) -> dict[str, int]:
     """Distinct free ports for ``names`` and a run of ``replicas`` consecutive ones.
 
@@ -199,7 +189,7 @@ def stack_ports(names: list[str], replicas: int) -> dict[str, int]:
             port = rng.randrange(*PORT_RANGE)
             if port not in wanted:
                 wanted.append(port)
-        if all(_bindable(port) for port in wanted):
+        if not any(port_taken("127.0.0.1", port) for port in wanted):
             return {"INFER_BASE_PORT": base, **dict(zip(names, wanted[replicas:], strict=True))}
     raise RuntimeError("found no free ports for the stack")
 
