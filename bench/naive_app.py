@@ -19,7 +19,9 @@ from service.models.registry import Registry
 
 
 def create_app(models_dir: str | Path = "models") -> Flask:
-    registry = Registry.load(Path(models_dir))
+    # scikit-learn's own predict_proba per request, as such examples call it: not the
+    # service's lean scorers
+    registry = Registry.load(Path(models_dir), lean=False)
     app = Flask(__name__)
 
     @app.get("/healthz")

@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.json.sort_keys = False
 
     registry = Registry.load(settings.models_dir, default_versions=settings.default_versions,
-                             max_text_length=settings.max_text_length)
+                             max_text_length=settings.max_text_length,
+                             lean=settings.lean_scorers)
     if not registry.ready:
         log.error("not ready: %s", "; ".join(registry.problems))
 

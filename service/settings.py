@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     """Pin the default version per model name; otherwise the newest trained one."""
     seed: int = 42
     """Random seed for training and data splits."""
+    lean_scorers: bool = True
+    """Predict with each model's lean numpy scorer, checked against its estimator at load
+    (service/models/base.py); false: always call the estimator's ``predict_proba``."""
 
     # --- request limits ---------------------------------------------------------
     max_instances: int = Field(256, ge=1)

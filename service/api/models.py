@@ -61,6 +61,7 @@ def _describe(model: Model) -> dict:
         "version": model.version,
         "default": _registry().default_version(model.name) == model.version,
         "labels": list(model.labels),
+        "scorer": model.scorer,
         "input_schema": model.input_spec.json_schema(),
         "metadata": model.metadata,
     }

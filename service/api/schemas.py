@@ -75,6 +75,8 @@ class ModelInfo(BaseModel):
     version: str
     default: bool
     labels: list[str]
+    scorer: str = Field(description="lean (numpy, checked against the estimator at load) "
+                                    "or estimator (scikit-learn's predict_proba)")
     input_schema: dict[str, Any]
     metadata: dict[str, Any] = Field(description="training metadata: params, metrics, data")
 

@@ -7,12 +7,23 @@ instances (already validated and normalised by its ``InputSpec``) and returns on
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Features in, one row of probabilities per instance out (columns in the estimator's
+# ``classes_`` order): the estimator's ``predict_proba``, or a lean scorer.
+Scorer = Callable[[Any], np.ndarray]
+
+LEAN_TOLERANCE = 1e-5
+"""How far a lean scorer's probabilities may stray from the estimator's. The sentiment
+estimator computes in float32, so the two differ by up to ~5e-7 (rounding)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +65,33 @@ class InputSpec(ABC):
 
 
 class Model(ABC):
-    """A loaded, versioned estimator behind ``predict(batch)``."""
+    """A loaded, versioned estimator behind ``predict(batch)``.
+
+    With ``lean`` (the default) a model predicts through its *lean scorer* when it has
+    one: plain numpy over the fitted estimator's learned parameters. scikit-learn's
+    per-call machinery (input validation, dataframe detection, joblib dispatch, sparse
+    matrices) costs more than these models' arithmetic: one iris row takes 0.51 ms
+    through the estimator and 0.02 ms lean, one text 1.33 ms and 0.07 ms, so it, not
+    the model, dominated small batches. A lean scorer is only used after it
+    has given the estimator's answers on the model's probe instances (labels equal,
+    probabilities within ``LEAN_TOLERANCE``); otherwise the estimator answers and a
+    warning says why. ``scorer`` tells which one serves.
+    """
 
     name: ClassVar[str]
     labels: ClassVar[tuple[str, ...]]
 
-    def __init__(self, estimator: Any, metadata: dict[str, Any]):
+    def __init__(self, estimator: Any, metadata: dict[str, Any], *, lean: bool = True):
         self._estimator = estimator
         self.metadata = metadata
         classes = [str(c) for c in estimator.classes_]
         if sorted(classes) != sorted(self.labels):
             raise ValueError(f"{self.name} estimator has classes {classes}, want {self.labels}")
         self._classes = classes
+        self._score: Scorer = estimator.predict_proba
+        self.scorer = "estimator"
+        if lean:
+            self._adopt_lean_scorer()
 
     @property
     def version(self) -> str:
@@ -80,11 +106,45 @@ class Model(ABC):
     def _features(self, batch: Sequence[Any]) -> Any:
         """Turn canonical instances into what the estimator takes."""
 
+    def _lean_scorer(self) -> Scorer | None:
+        """This model's lean scorer for the loaded estimator; None when it has none (the
+        default) or the estimator is configured in a way the scorer does not cover."""
+        return None
+
+    def _probes(self) -> Sequence[Any]:
+        """Canonical instances on which a lean scorer must agree with the estimator."""
+        return []
+
+    def _adopt_lean_scorer(self) -> None:
+        scorer = self._lean_scorer()
+        if scorer is None:
+            return
+        probes = self._probes()
+        if not probes:
+            log.warning("%s %s: no probe instances; predicting with the estimator",
+                        self.name, self.version)
+            return
+        features = self._features(probes)
+        expected = np.asarray(self._estimator.predict_proba(features))
+        got = np.asarray(scorer(features))
+        if got.shape != expected.shape:
+            problem = f"shape {got.shape}, want {expected.shape}"
+        elif (gap := float(np.max(np.abs(got - expected)))) > LEAN_TOLERANCE:
+            problem = f"probabilities differ by up to {gap:.2g}"
+        elif (wrong := int(np.sum(got.argmax(1) != expected.argmax(1)))) > 0:
+            problem = f"{wrong} labels differ"
+        else:
+            self._score, self.scorer = scorer, "lean"
+            return
+        log.warning("%s %s: the lean scorer disagrees with the estimator on %d probes "
+                    "(%s); predicting with the estimator", self.name, self.version,
+                    len(probes), problem)
+
     def predict(self, batch: Sequence[Any]) -> list[Prediction]:
-        """Predict a batch of canonical instances in one estimator call."""
+        """Predict a batch of canonical instances in one scorer call."""
         if not batch:
             return []
-        probabilities = np.asarray(self._estimator.predict_proba(self._features(batch)))
+        probabilities = np.asarray(self._score(self._features(batch)))
         return [self._prediction(row) for row in probabilities]
 
     def _prediction(self, row: np.ndarray) -> Prediction:

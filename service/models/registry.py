@@ -35,7 +35,7 @@ class Registry:
 
     @classmethod
     def load(cls, models_dir: Path, *, default_versions: Mapping[str, str] | None = None,
-             max_text_length: int = 5000,
+             max_text_length: int = 5000, lean: bool = True,
              expected: Iterable[str] = tuple(MODEL_CLASSES)) -> Registry:
         """Load every trusted artifact below ``models_dir``."""
         models: dict[str, dict[str, Model]] = {}
@@ -53,14 +53,15 @@ class Registry:
             try:
                 estimator = artifacts.load(artifact)
                 extra = {"max_text_length": max_text_length} if model_class is SentimentModel else {}
-                model = model_class(estimator, artifact.metadata, **extra)
+                model = model_class(estimator, artifact.metadata, lean=lean, **extra)
             except (artifacts.ArtifactError, ValueError) as exc:
                 log.error("refusing model %s version %s: %s",
                           artifact.name, artifact.version, exc)
                 problems.append(f"{artifact.name} {artifact.version}: refused ({exc})")
                 continue
             models.setdefault(artifact.name, {})[artifact.version] = model
-            log.info("loaded model %s version %s", artifact.name, artifact.version)
+            log.info("loaded model %s version %s (%s scorer)", artifact.name, artifact.version,
+                     model.scorer)
         defaults = {}
         for name in expected:
             versions = models.get(name, {})

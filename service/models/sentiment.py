@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from service.models.base import InputError, InputSpec, Model
+from service.models.base import InputError, InputSpec, Model, Scorer
 from service.models.evaluation import classification_metrics
 
 LABELS = ("negative", "neutral", "positive")
@@ -78,9 +78,10 @@ class SentimentModel(Model):
     name = "sentiment"
     labels = LABELS
 
-    def __init__(self, estimator: Any, metadata: dict[str, Any], max_text_length: int = 5000):
-        super().__init__(estimator, metadata)
+    def __init__(self, estimator: Any, metadata: dict[str, Any], max_text_length: int = 5000,
+                 *, lean: bool = True):
         self._input = SentimentInput(max_text_length)
+        super().__init__(estimator, metadata, lean=lean)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -88,6 +89,20 @@ class SentimentModel(Model):
 
     def _features(self, batch: Sequence[str]) -> list[str]:
         return list(batch)
+
+    def _lean_scorer(self) -> Scorer | None:
+        return lean_tfidf_logistic(self._estimator)
+
+    def _probes(self) -> list[str]:
+        """Seeded texts of 1-12 of the model's own words and word pairs, and odd ones."""
+        steps = dict(getattr(self._estimator, "steps", []))
+        union = steps.get("features")
+        if not isinstance(union, FeatureUnion):
+            return []
+        words = np.array(sorted(union.transformer_list[0][1].vocabulary_))
+        rng = np.random.default_rng(0)
+        texts = [" ".join(rng.choice(words, size=rng.integers(1, 13))) for _ in range(300)]
+        return [*texts, "!!!", "12345", "Ünïcödé ÀÉÎ ñ", "a" * 2000, "Great. Not great?"]
 
 
 def corpus_path() -> Path:
@@ -168,6 +183,57 @@ def train(*, c: float = 4.0, seed: int = 42, test_size: float = 0.2, path: Path 
     for _, vectorizer in estimator.named_steps["features"].transformer_list:
         vectorizer.__dict__.pop("_stop_words_id", None)
     return estimator, params, metrics, data
+
+
+def lean_tfidf_logistic(estimator: Any) -> Scorer | None:
+    """``build_estimator``'s pipeline as numpy, one text at a time.
+
+    Each vectorizer's own analyzer (``build_analyzer``: lowercasing, tokens, n-grams)
+    and vocabulary give the term counts; then sublinear tf, idf and l2 norm as
+    TfidfVectorizer does, and the logistic regression's softmax over those weights.
+    Only the terms a text contains are touched: no sparse matrix is built.
+    """
+    steps = [step for _, step in getattr(estimator, "steps", [])]
+    if [type(step) for step in steps] != [FeatureUnion, LogisticRegression]:
+        return None
+    union, classifier = steps
+    vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+    if (union.transformer_weights or len(classifier.classes_) < 3
+            or classifier.solver == "liblinear"  # one-vs-rest, not softmax
+            or any(type(v) is not TfidfVectorizer or v.norm != "l2" or not v.use_idf
+                   or v.binary for v in vectorizers)):
+        return None
+    weights = np.ascontiguousarray(classifier.coef_.T)  # (features, classes)
+    intercept = classifier.intercept_
+    parts, offset = [], 0
+    for vectorizer in vectorizers:
+        parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_,
+                      vectorizer.sublinear_tf, vectorizer.dtype, offset))
+        offset += len(vectorizer.vocabulary_)
+
+    def score(texts: list[str]) -> np.ndarray:
+        logits = np.tile(intercept.astype(np.float64), (len(texts), 1))
+        for row, text in enumerate(texts):
+            for analyze, vocabulary, idf, sublinear, dtype, start in parts:
+                counts: dict[int, int] = {}
+                for term in analyze(text):
+                    column = vocabulary.get(term)
+                    if column is not None:
+                        counts[column] = counts.get(column, 0) + 1
+                if not counts:
+                    continue
+                columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=dtype, count=len(counts))
+                if sublinear:
+                    tf = np.log(tf) + 1
+                tfidf = tf * idf[columns]
+                tfidf /= np.sqrt(np.dot(tfidf, tfidf))
+                logits[row] += tfidf @ weights[columns + start]
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        return logits / logits.sum(axis=1, keepdims=True)
+
+    return score
 
 
 def _vader(texts: Sequence[str]) -> list[str]:
