@@ -63,8 +63,10 @@ preload_app = False
 loglevel = _settings.log_level
 errorlog = "-"
 # The app logs one JSON line per request (with model, cache and request id); Gunicorn's
-# access log repeats it in Gunicorn's words only when asked.
-accesslog = "-" if _settings.gunicorn_access_log else None
+# access log repeats it in Gunicorn's words only when asked: _AccessLogWhenAsked below
+# decides, alone. No `accesslog` setting: with logconfig_dict, Gunicorn logs access lines
+# whatever `accesslog` says, and dictConfig replaces the handler it would add (removing
+# it changed nothing in tests/integration/test_access_log.py).
 access_log_format = (
     '{"ts":"%(t)s","remote":"%(h)s","method":"%(m)s","path":"%(U)s","status":%(s)s,'
     '"bytes":%(B)s,"duration_us":%(D)s,"request_id":"%({x-request-id}o)s",'
@@ -73,8 +75,11 @@ access_log_format = (
 
 
 class _AccessLogWhenAsked(Logger):
-    """Gunicorn builds every request's access-log fields whenever logconfig_dict is set,
-    even with no access log (2-3 % of a worker's busy time under py-spy): skip that."""
+    """Writes Gunicorn's access line only with ``INFER_GUNICORN_ACCESS_LOG``.
+
+    Gunicorn builds every request's access-log fields whenever logconfig_dict is set
+    (2-3 % of a worker's busy time under py-spy); unasked, this skips them, line and all.
+    """
 
     def access(self, resp, req, environ, request_time):
         if _settings.gunicorn_access_log:
@@ -90,8 +95,7 @@ control_socket_disable = True
 logging.logThreads = False
 logging.logProcesses = False
 logging.logMultiprocessing = False
-logconfig_dict = request_log.logging_config(
-    _settings.log_level, _settings.log_file, _settings.gunicorn_access_log)
+logconfig_dict = request_log.logging_config(_settings.log_level, _settings.log_file)
 
 
 def on_starting(server):

@@ -39,13 +39,14 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
-def logging_config(level: str, log_file: Path | None = None,
-                   access_log: bool = False) -> dict[str, Any]:
+def logging_config(level: str, log_file: Path | None = None) -> dict[str, Any]:
     """``logging.config.dictConfig`` input for a replica: JSON lines at ``level``.
 
     Without ``log_file`` every line goes to stdout. With it, every line goes to the file
     and only warnings and errors to stdout too: a launcher that relays its children's
     stdout line by line (honcho under ``make up``) then stays out of the request path.
+    Gunicorn's access lines go where the others go; whether there are any is decided by
+    the logger class in gunicorn_conf.py.
     """
     level = level.upper()
     handlers: dict[str, Any] = {
@@ -66,8 +67,7 @@ def logging_config(level: str, log_file: Path | None = None,
         "root": {"level": level, "handlers": names},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": names, "propagate": False},
-            "gunicorn.access": {"level": "INFO", "propagate": False,
-                                "handlers": names if access_log else []},
+            "gunicorn.access": {"level": "INFO", "handlers": names, "propagate": False},
         },
     }
 
