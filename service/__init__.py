@@ -20,7 +20,7 @@ from service.api.health import health
 from service.api.models import models
 from service.api.predict import predict
 from service.batching import MicroBatcher
-from service.cache import init_cache
+from service.cache import ResponseCache, init_cache
 from service.errors import (
     BadRequest,
     Unauthorized,
@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 # Routes that never need an API key: probes and the metrics scrape.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# How long a stopping worker waits for its pending cache writes. Not a setting: a
+# healthy Redis takes one pipelined write (milliseconds); one that needs longer is
+# failing, and a cache may lose answers. It only has to stay well inside the
+# graceful_timeout (20 s by default) during which the master lets a worker finish.
+CLOSE_FLUSH_SECONDS = 2.0
 
 
 @dataclass
@@ -46,7 +51,19 @@ class AppState:
     settings: Settings
     registry: Registry
     inference: Inference
+    cache: ResponseCache | None = None
     draining: bool = False
+
+    def close(self, timeout: float = CLOSE_FLUSH_SECONDS) -> bool:
+        """Before the worker exits: let pending cache writes reach Redis, for at most
+        ``timeout`` seconds. False when some were still pending (they are lost)."""
+        if self.cache is None or self.cache.flush(0):
+            return True  # nothing pending
+        log.info("worker stopping: waiting up to %.1f s for pending cache writes", timeout)
+        if self.cache.flush(timeout):
+            return True
+        log.warning("worker stopping with cache writes still pending after %.1f s", timeout)
+        return False
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -78,7 +95,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     cache = init_cache(app, settings, metrics)
     batcher = MicroBatcher(settings.batch_for, metrics)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
-    app.extensions["infer"] = AppState(settings, registry, inference)
+    app.extensions["infer"] = AppState(settings, registry, inference, cache)
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))

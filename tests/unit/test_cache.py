@@ -20,6 +20,7 @@ from service.cache import (
 )
 from service.models.base import Prediction
 from service.models.iris import IrisInput
+from tests.support.doubles import SlowWrites
 from tests.support.procs import wait_until
 
 
@@ -169,19 +170,6 @@ def test_a_failed_half_open_try_opens_the_breaker_again():
     breaker.failure()
     clock.now += 1
     assert not breaker.allow()
-
-
-class SlowWrites:
-    """A write that blocks until released, recording what each call carried."""
-
-    def __init__(self, fail_first=False):
-        self.calls, self.release, self.fail_first = [], threading.Event(), fail_first
-
-    def __call__(self, mapping):
-        self.calls.append(dict(mapping))
-        self.release.wait(5)
-        if self.fail_first and len(self.calls) == 1:
-            raise RuntimeError("boom")
 
 
 def test_writes_are_coalesced_while_one_is_in_flight_and_never_block_the_caller():
