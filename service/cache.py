@@ -313,7 +313,7 @@ class ResponseCache:
         self._on_lookup(model.name, "miss", "redis", len(missing) - hits)
         return found
 
-    def set_many(self, model: Model, items: Sequence[tuple[str, Prediction]]) -> None:
+    def set_many(self, items: Sequence[tuple[str, Prediction]]) -> None:
         for key, prediction in items:
             self._local.put(key, prediction)
         if items:

@@ -20,7 +20,7 @@ class PredictionCache(Protocol):
 
     def get_many(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]: ...
 
-    def set_many(self, model: Model, items: Sequence[tuple[str, Prediction]]) -> None: ...
+    def set_many(self, items: Sequence[tuple[str, Prediction]]) -> None: ...
 
 
 class InferenceMetrics(Protocol):
@@ -68,7 +68,7 @@ class Inference:
             fresh = self._run(model, [instances[i] for i in missing])
             for index, prediction in zip(missing, fresh, strict=True):
                 found[index] = prediction
-            self._cache.set_many(model, [(keys[i], found[i]) for i in missing])
+            self._cache.set_many([(keys[i], found[i]) for i in missing])
         status = ("hit" if not missing else "miss" if len(missing) == len(instances)
                   else "partial")
         return Outcome(found, status)  # type: ignore[arg-type]

@@ -28,10 +28,6 @@ class SlowRedis:
         self.store.update(mapping)
 
 
-class FakeModel:
-    name, version = "iris", "v1"
-
-
 def state(cache=None) -> AppState:
     return AppState(Settings(), Registry({}, {}), Inference(cache), cache)
 
@@ -40,7 +36,7 @@ def state_with_a_write_in_flight():
     write = SlowWrites()
     redis = SlowRedis(write)
     cache = ResponseCache(redis, CircuitBreaker(3, 5), ttl_seconds=60)
-    cache.set_many(FakeModel(), [("k", ANSWER)])
+    cache.set_many([("k", ANSWER)])
     wait_until(lambda: write.calls, timeout=5, what="the write to be in flight")
     return state(cache), write, redis
 

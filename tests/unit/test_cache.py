@@ -1,5 +1,6 @@
 """Cache keys and the circuit breaker, with a fake clock and an in-memory backend."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from service.cache import (
     WriteBehind,
     cache_key,
 )
+from service.inference import PredictionCache
 from service.models.base import Prediction
 from service.models.iris import IrisInput
 from tests.support.doubles import SlowWrites
@@ -75,6 +77,13 @@ def test_keys_are_the_same_in_every_process():
     assert keys.pop().strip() == cache_key(FakeModel("sentiment", "abc"), "héllo 🚗")
 
 
+def test_the_cache_takes_exactly_what_inference_passes_it():
+    """No type checker runs here: the Protocol and the cache must not drift apart."""
+    for name in ("keys", "get_many", "set_many"):
+        assert (inspect.signature(getattr(ResponseCache, name))
+                == inspect.signature(getattr(PredictionCache, name))), name
+
+
 def test_serializer_stores_json_and_reads_garbage_as_a_miss():
     serializer = JsonSerializer()
     assert serializer.dumps({"label": "x"}) == b'{"label":"x"}'
@@ -100,7 +109,7 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     assert backend.calls == calls, "an open breaker must not touch Redis"
     backend.down = False
     clock.now += 5.1
-    cache.set_many(model, [("k1", Prediction("a", {"a": 1.0}))])
+    cache.set_many([("k1", Prediction("a", {"a": 1.0}))])
     assert cache.flush()
     assert not breaker.is_open
     assert cache.get_many(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
@@ -120,7 +129,7 @@ def two_tier(entries=4, ttl=60.0):
 def test_the_local_tier_answers_hot_keys_without_redis_and_learns_from_redis_hits():
     cache, backend, _, _, lookups = two_tier()
     model, answer = FakeModel(), Prediction("a", {"a": 1.0})
-    cache.set_many(model, [("mine", answer)])
+    cache.set_many([("mine", answer)])
     assert cache.flush()
     backend.store["theirs"] = answer.as_dict()  # written by another replica
     calls = backend.calls
@@ -152,7 +161,7 @@ def test_the_local_tier_is_bounded_lru_and_expires():
 def test_with_the_local_tier_off_every_lookup_asks_redis():
     cache, backend, _, _, _ = two_tier(entries=0)
     model, answer = FakeModel(), Prediction("a", {"a": 1.0})
-    cache.set_many(model, [("k", answer)])
+    cache.set_many([("k", answer)])
     assert cache.flush()
     calls = backend.calls
     assert cache.get_many(model, ["k"]) == [answer]

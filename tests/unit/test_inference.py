@@ -25,7 +25,7 @@ class DictCache:
     def get_many(self, model, keys):
         return [self.store.get(key) for key in keys]
 
-    def set_many(self, model, items):
+    def set_many(self, items):
         self.store.update(items)
 
 
