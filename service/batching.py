@@ -103,9 +103,12 @@ class _Lane:
         deadline = first.enqueued + self.limits.max_wait_ms / 1000
         while size < self.limits.max_size:
             try:
-                # nothing else queued: a lone request runs now, without waiting
-                job = self.jobs.get_nowait() if len(batch) == 1 else self.jobs.get(
-                    timeout=max(0.0, deadline - time.perf_counter()))
+                # A lone request runs now, without waiting. Past the deadline, take only
+                # what is already queued: a blocking get, even with timeout 0, gives the
+                # hub a whole turn of every other ready connection before it returns.
+                remaining = deadline - time.perf_counter()
+                job = (self.jobs.get_nowait() if len(batch) == 1 or remaining <= 0
+                       else self.jobs.get(timeout=remaining))
             except queue.Empty:
                 break
             if size + len(job.instances) > self.limits.max_size:

@@ -149,7 +149,8 @@ def test_a_full_queue_sheds_load_with_503_and_retry_after():
     assert sum(r is not None for r in results) >= 3
 
 
-GREENLETS = textwrap.dedent("""
+# Scripts for a child Python: monkey-patching must not reach the test process.
+UNDER_GEVENT = """
     from gevent import monkey
     monkey.patch_all()
     import gevent, time
@@ -159,9 +160,10 @@ GREENLETS = textwrap.dedent("""
 
     class Model:
         name, version, calls = "m", "v", []
+        delay = 0.0
         def predict(self, batch):
             self.calls.append(len(batch))
-            time.sleep(0.002)  # patched: yields, as real I/O would not, but CPU would block
+            time.sleep(self.delay)  # patched: yields, as I/O would (a model's CPU work would not)
             return [Prediction(str(x), {str(x): 1.0}) for x in batch]
 
     class Quiet:
@@ -169,6 +171,10 @@ GREENLETS = textwrap.dedent("""
             return lambda *a: None
 
     model = Model()
+"""
+
+GREENLETS = textwrap.dedent(UNDER_GEVENT + """
+    model.delay = 0.002
     batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=2), Quiet())
     def ask(i):
         return [p.label for p in batcher.run(model, [f"{i}-a", f"{i}-b"])]
@@ -186,3 +192,29 @@ def test_many_greenlets_each_get_exactly_their_own_answer():
     assert wrong == 0
     assert calls < 300, "greenlets must share model calls"
     assert biggest <= 32
+
+
+PAST_THE_DEADLINE = textwrap.dedent(UNDER_GEVENT + """
+    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=0), Quiet())
+
+    batcher.run(model, ["warm-up"])  # the lane and its loop exist, the loop is waiting
+    model.calls.clear()
+
+    def late():
+        gevent.sleep(0)  # ready again only after the batching loop has woken up
+        batcher.run(model, ["late"])
+
+    jobs = [gevent.spawn(batcher.run, model, [x]) for x in ("a", "b")]
+    jobs.append(gevent.spawn(late))
+    gevent.joinall(jobs, timeout=10)
+    print(model.calls)
+""")
+
+
+def test_past_the_deadline_a_batch_takes_what_is_queued_without_yielding_to_the_hub():
+    # Two requests are queued when the loop wakes; the third becomes ready only after
+    # that. Yielding to the hub (a blocking get, even with timeout 0) would let it in,
+    # but under load such a yield waits out every other ready connection of the worker.
+    out = subprocess.run([sys.executable, "-c", PAST_THE_DEADLINE], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[2, 1]", out.stderr
