@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.stack import StackConfig
-from deploy.stack.runner import port_taken
 from tests.support.procs import (
     ROOT,
     ProcessExited,
     Server,
     binary,
     free_port,
+    free_ports,
     http_ok,
     running,
 )
@@ -80,20 +80,6 @@ def tree_cpu_seconds(root: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def free_ports_in_a_row(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports that can all be bound now.
-
-    The stack's own check (a bind) is the test, not "nothing listens": Linux gives
-    ``bind(0)`` odd ports and outgoing connections even ones, so the port after a free
-    one is often the local end of some connection, which the stack would refuse.
-    """
-    for _ in range(200):
-        first = free_port()
-        if not any(port_taken("127.0.0.1", first + offset) for offset in range(count)):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 def ensure_models() -> None:
     """Train the models into ``models/`` unless they are there, with the service's command."""
     subprocess.run(
@@ -108,12 +94,11 @@ START_ATTEMPTS = 3
 
 
 def _stack_env(settings: dict[str, str] | None) -> dict[str, str]:
-    env = {
-        name: str(free_port())
-        for name in ("INFER_NGINX_PORT", "INFER_NGINX_STATUS_PORT", "INFER_REDIS_PORT",
-                     "INFER_NGINX_EXPORTER_PORT", "INFER_PROMETHEUS_PORT")
-    }  # fmt: skip
-    env["INFER_BASE_PORT"] = str(free_ports_in_a_row(REPLICAS))
+    names = ("INFER_NGINX_PORT", "INFER_NGINX_STATUS_PORT", "INFER_REDIS_PORT",
+             "INFER_NGINX_EXPORTER_PORT", "INFER_PROMETHEUS_PORT")
+    ports = free_ports(REPLICAS + len(names), consecutive=REPLICAS)
+    env = {name: str(port) for name, port in zip(names, ports[REPLICAS:], strict=True)}
+    env["INFER_BASE_PORT"] = str(ports[0])
     env["INFER_REPLICAS"] = str(REPLICAS)
     env["INFER_MODELS_DIR"] = str(MODELS_DIR)
     env.update(settings or {})

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -30,13 +29,12 @@ from pathlib import Path
 import pytest
 
 from deploy.stack import RunDir, StackConfig, render_stack
-from deploy.stack.runner import port_taken, procfile_processes
-from tests.support.procs import ROOT, Server, http_ok, port_open, wait_until
+from deploy.stack.runner import procfile_processes
+from tests.support.procs import ROOT, Server, free_ports, http_ok, port_open, wait_until
 
 REPLICAS = 2
 INFRA = ("redis", "nginx", "nginx_exporter", "prometheus")
 READY_TIMEOUT = 120.0
-PORT_RANGE = (20000, 32000)
 
 
 @dataclass
@@ -176,22 +174,11 @@ def _exited(server: Server) -> bool:
 
 
 def stack_ports(names: list[str], replicas: int) -> dict[str, int]:
-    """Distinct free ports for ``names`` and a run of ``replicas`` consecutive ones.
-
-    They come from below the kernel's ephemeral range (32768+), so a client
-    connection's source port can never take a replica's port while it restarts.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(*PORT_RANGE)
-        wanted = [base + offset for offset in range(replicas)]
-        while len(wanted) < replicas + len(names):
-            port = rng.randrange(*PORT_RANGE)
-            if port not in wanted:
-                wanted.append(port)
-        if not any(port_taken("127.0.0.1", port) for port in wanted):
-            return {"INFER_BASE_PORT": base, **dict(zip(names, wanted[replicas:], strict=True))}
-    raise RuntimeError("found no free ports for the stack")
+    """Distinct free ports for ``names`` and a run of ``replicas`` consecutive ones,
+    below the ephemeral range (``free_ports``): a client connection's source port can
+    never take a replica's port while it restarts."""
+    ports = free_ports(replicas + len(names), consecutive=replicas)
+    return {"INFER_BASE_PORT": ports[0], **dict(zip(names, ports[replicas:], strict=True))}
 
 
 def _models_dir(tmp: Path) -> Path:

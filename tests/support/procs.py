@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,15 +20,40 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.stack.runner import port_taken
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
+SERVER_PORTS = range(20000, 32000)
+"""Where servers started here listen: below the kernel's ephemeral range (32768-60999 by
+default). Every outgoing connection (NGINX to a replica, a client to Redis, wrk) takes
+its local port from that range, and once took a benchmark replica's port between the
+check and the replica's own bind, when ports still came from ``bind(0)``, which answers
+from that range too."""
+
+_pick = random.Random()  # not the global generator, which tests may seed
+
+
+def free_ports(count: int, *, consecutive: int = 0) -> list[int]:
+    """``count`` distinct loopback ports that can all be bound now (the stack's own check),
+    the first ``consecutive`` of them in a row (replicas from ``INFER_BASE_PORT`` on)."""
+    for _ in range(200):
+        base = _pick.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - consecutive)
+        wanted = list(range(base, base + consecutive))
+        while len(wanted) < count:
+            port = _pick.choice(SERVER_PORTS)
+            if port not in wanted:
+                wanted.append(port)
+        if not any(port_taken("127.0.0.1", port) for port in wanted):
+            return wanted
+    raise RuntimeError(f"found no {count} free ports in {SERVER_PORTS}")
+
+
 def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """One loopback port that can be bound now (see ``free_ports``)."""
+    return free_ports(1)[0]
 
 
 def binary(name: str) -> str:
