@@ -4,7 +4,8 @@ What many model-serving examples do: one Flask route that predicts each request 
 its own, under Gunicorn's sync workers, with no cache and no batching. It loads the
 same trained artifacts through the service's registry and answers in the same JSON
 shape, so the benchmark's workloads run unchanged against it. Validation is the
-model's own input spec, so both sides do the same per-instance work.
+model's own input spec, so both sides validate alike; predictions come from the
+estimator's ``predict_proba``, not the service's lean scorers.
 
     gunicorn -w 5 -k sync 'bench.naive_app:create_app("models")'
 """
@@ -19,8 +20,6 @@ from service.models.registry import Registry
 
 
 def create_app(models_dir: str | Path = "models") -> Flask:
-    # scikit-learn's own predict_proba per request, as such examples call it: not the
-    # service's lean scorers
     registry = Registry.load(Path(models_dir), lean=False)
     app = Flask(__name__)
 

@@ -24,7 +24,8 @@ OUT = Path(__file__).resolve().parent / "PROFILE.md"
 
 # (layer, path fragments); a sample counts for the innermost frame that matches one.
 LAYERS = (
-    ("model: scikit-learn / numpy / scipy", ("sklearn/", "numpy/", "scipy/", "service/models/")),
+    ("model: service/models, scikit-learn, numpy, scipy",
+     ("sklearn/", "numpy/", "scipy/", "service/models/")),
     ("cache: Redis client, Flask-Caching", ("redis/", "flask_caching/", "service/cache")),
     (
         "metrics: prometheus",

@@ -111,7 +111,7 @@ def test_profile_samples_count_for_the_innermost_layer_they_touch():
     layers, leaves, total = summarise(collapsed)
     assert total == 55
     assert layers["request log: logging"] == 5
-    assert layers["model: scikit-learn / numpy / scipy"] == 30
+    assert layers["model: service/models, scikit-learn, numpy, scipy"] == 30
     assert layers["cache: Redis client, Flask-Caching"] == 10
     assert layers["Gunicorn / gevent (I/O, scheduling)"] == 10
     assert leaves.most_common(1) == [("_is_type (inspect.py:4)", 30)]
