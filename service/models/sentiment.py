@@ -203,18 +203,22 @@ def lean_tfidf_logistic(estimator: Any) -> Scorer | None:
             or any(type(v) is not TfidfVectorizer or v.norm != "l2" or not v.use_idf
                    or v.binary for v in vectorizers)):
         return None
-    weights = np.ascontiguousarray(classifier.coef_.T)  # (features, classes)
-    intercept = classifier.intercept_
+    # float64 throughout, and numpy's own sums (einsum without optimize never calls BLAS)
+    # rather than dot products: answers must not depend on which BLAS kernel a CPU gets.
+    # (The estimator computes in float32; the two differ by up to ~5e-7.)
+    weights = np.asarray(classifier.coef_.T, dtype=np.float64)  # (features, classes)
+    intercept = np.asarray(classifier.intercept_, dtype=np.float64)
     parts, offset = [], 0
     for vectorizer in vectorizers:
-        parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_,
-                      vectorizer.sublinear_tf, vectorizer.dtype, offset))
+        parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
+                      np.asarray(vectorizer.idf_, dtype=np.float64), vectorizer.sublinear_tf,
+                      offset))
         offset += len(vectorizer.vocabulary_)
 
     def score(texts: list[str]) -> np.ndarray:
-        logits = np.tile(intercept.astype(np.float64), (len(texts), 1))
+        logits = np.tile(intercept, (len(texts), 1))
         for row, text in enumerate(texts):
-            for analyze, vocabulary, idf, sublinear, dtype, start in parts:
+            for analyze, vocabulary, idf, sublinear, start in parts:
                 counts: dict[int, int] = {}
                 for term in analyze(text):
                     column = vocabulary.get(term)
@@ -223,12 +227,12 @@ def lean_tfidf_logistic(estimator: Any) -> Scorer | None:
                 if not counts:
                     continue
                 columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
-                tf = np.fromiter(counts.values(), dtype=dtype, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
                 if sublinear:
                     tf = np.log(tf) + 1
                 tfidf = tf * idf[columns]
-                tfidf /= np.sqrt(np.dot(tfidf, tfidf))
-                logits[row] += tfidf @ weights[columns + start]
+                tfidf /= np.sqrt((tfidf * tfidf).sum())
+                logits[row] += np.einsum("i,ij->j", tfidf, weights[columns + start])
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         return logits / logits.sum(axis=1, keepdims=True)
