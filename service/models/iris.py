@@ -119,7 +119,7 @@ def lean_knn(estimator: Any, metadata: dict[str, Any]) -> Scorer | None:
     The training flowers come from scikit-learn's bundled copy and must hash to what
     the artifact was trained on. Ties at the k-th neighbour go to the earlier flower
     in the data; the estimator's k-d tree could break one differently, which the
-    probe check (3,150 flowers, a third of them rounded) has not found.
+    probe check (2,150 flowers, 1,000 of them rounded to millimetres) has not found.
     """
     steps = [step for _, step in getattr(estimator, "steps", [])]
     if [type(step) for step in steps] != [StandardScaler, KNeighborsClassifier]:
