@@ -94,12 +94,10 @@ class SentimentModel(Model):
         return lean_tfidf_logistic(self._estimator)
 
     def _probes(self) -> list[str]:
-        """Seeded texts of 1-12 of the model's own words and word pairs, and odd ones."""
-        steps = dict(getattr(self._estimator, "steps", []))
-        union = steps.get("features")
-        if not isinstance(union, FeatureUnion):
-            return []
-        words = np.array(sorted(union.transformer_list[0][1].vocabulary_))
+        """Seeded texts of 1-12 of the model's own words and word pairs, and odd ones
+        (asked only once ``lean_tfidf_logistic`` has accepted the pipeline)."""
+        words_vectorizer = self._estimator.named_steps["features"].transformer_list[0][1]
+        words = np.array(sorted(words_vectorizer.vocabulary_))
         rng = np.random.default_rng(0)
         texts = [" ".join(rng.choice(words, size=rng.integers(1, 13))) for _ in range(300)]
         return [*texts, "!!!", "12345", "Ünïcödé ÀÉÎ ñ", "a" * 2000, "Great. Not great?"]

@@ -30,7 +30,15 @@ import pytest
 
 from deploy.stack import RunDir, StackConfig, render_stack
 from deploy.stack.runner import procfile_processes
-from tests.support.procs import ROOT, Server, free_ports, http_ok, port_open, wait_until
+from tests.support.procs import (
+    ROOT,
+    Server,
+    free_ports,
+    http_ok,
+    port_open,
+    tail,
+    wait_until,
+)
 
 REPLICAS = 2
 INFRA = ("redis", "nginx", "nginx_exporter", "prometheus")
@@ -162,8 +170,7 @@ class Stack:
         for index in range(1, len(self.replicas) + 1):
             path = self.run.replica_log(index)
             if path.exists():
-                tail = "\n".join(path.read_text(errors="replace").splitlines()[-30:])
-                parts.append(f"--- {path} ---\n{tail}")
+                parts.append(f"--- {path} ---\n{tail(path, 30)}")
         return "\n".join(parts)
 
 

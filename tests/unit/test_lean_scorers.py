@@ -52,13 +52,17 @@ def test_predictions_through_the_lean_scorer_equal_the_estimators(models_dir):
         assert fast.scores == pytest.approx(slow.scores, abs=1e-5)
 
 
-def test_a_lean_scorer_that_disagrees_is_refused_and_the_estimator_answers(registry, caplog):
+@pytest.mark.parametrize("spoil", [lambda p: np.roll(p, 1, axis=1),
+                                   lambda p: np.where(p > 0.5, np.nan, p)],
+                         ids=["wrong labels", "NaN"])
+def test_a_lean_scorer_that_disagrees_is_refused_and_the_estimator_answers(registry, caplog,
+                                                                           spoil):
     trained = registry.get("iris")
 
     class Skewed(IrisModel):
         def _lean_scorer(self):
             right = super()._lean_scorer()
-            return lambda features: np.roll(right(features), 1, axis=1)
+            return lambda features: spoil(right(features))
 
     with caplog.at_level(logging.WARNING):
         model = Skewed(trained._estimator, trained.metadata)
