@@ -23,9 +23,8 @@ def test_a_stopping_worker_waits_for_the_cache_write_redis_holds_up(start_replic
     text = f"the last answer before the worker stops {uuid.uuid4().hex}"
     client.client_pause(30_000, all=False)  # writes wait; reads go on
     try:
-        # an idle keep-alive connection would keep the worker until graceful_timeout
         response = requests.post(url + "/v1/models/sentiment/predict", timeout=10,
-                                 json={"instances": [text]}, headers={"Connection": "close"})
+                                 json={"instances": [text]})
         assert (response.status_code, response.headers["X-Cache"]) == (200, "miss")
         server.signal(signal.SIGTERM)
 
