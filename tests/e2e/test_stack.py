@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 import re
+import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -165,6 +167,55 @@ def test_sigkill_of_a_replica_under_500_predictions_fails_nothing_nginx_can_retr
 
     # NGINX rests a failed replica for fail_timeout (5 s), then gives it traffic again.
     wait_until(victim_answers, 20, interval=0.5, what=f"{address} to take traffic again")
+
+
+def _predict_until(base_url: str, done: threading.Event, answers: list, most: int = 500):
+    """Paced predictions (~80/s) on one keep-alive connection to NGINX, until ``done``."""
+    with requests.Session() as session:
+        for _ in range(most):
+            answers.append(session.post(f"{base_url}{IRIS_PREDICT}", timeout=10,
+                                        json={"instances": [new_iris_instance()]}))
+            if done.wait(0.01):
+                return
+
+
+def test_sigterm_of_a_replica_under_traffic_fails_nothing_and_it_exits_in_seconds(full_stack):
+    # Every NGINX worker keeps idle keep-alive connections to the replica. The replica
+    # closes them at once (service/gunicorn_worker.py) rather than waiting out
+    # graceful_timeout (20 s) and being killed; NGINX retries what meets one closing.
+    # One flow of predictions reaches NGINX through one of its workers: the idle
+    # connections of the others stay idle (a stock gevent worker waited 20.4 s for them),
+    # while the ones NGINX reuses would close after their answer anyway.
+    stack = full_stack
+    victim = 0
+    warm = predict_many(stack.nginx_url, 100, workers=8)  # connections to both replicas
+    assert {stack.upstream_of(r) for r in warm} == set(stack.replica_addresses)
+    log = stack.run.replica_log(victim + 1)
+    log_start = log.stat().st_size
+    done, answers = threading.Event(), []
+    flow = threading.Thread(target=_predict_until, args=(stack.nginx_url, done, answers))
+    flow.start()
+    try:
+        wait_until(lambda: len(answers) >= 20, 30, what="predictions flowing")
+        at_sigterm = len(answers)
+        started = time.monotonic()
+        stack.replicas[victim].signal(signal.SIGTERM)
+        assert stack.replicas[victim].process.wait(30) == 0
+        stopped_after = time.monotonic() - started
+        assert stopped_after < 5, f"the replica took {stopped_after:.1f} s to stop"
+        at_exit = len(answers)
+        wait_until(lambda: len(answers) >= at_exit + 20, 30, what="predictions after the stop")
+    finally:
+        done.set()
+        flow.join(15)
+
+    assert Counter(r.status_code for r in answers) == {200: len(answers)}
+    assert at_exit > at_sigterm, "no prediction was answered during the stop"
+    stopping = log.read_bytes()[log_start:].decode(errors="replace")
+    assert re.search(r"closed [1-9]\d* idle keep-alive connection", stopping), stopping
+    assert "Worker exiting" in stopping
+    assert "graceful timeout" not in stopping
+    stack.start_replica(victim)
 
 
 def test_an_oversized_body_gets_413_in_the_json_error_shape_from_nginx(full_stack):
