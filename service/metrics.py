@@ -62,7 +62,8 @@ class Metrics(NullMetrics):
         # per-request series it would record are recorded below instead, under its names
         # and labels: its hooks cost ~35 us of a cached prediction's ~290 us in one
         # worker (a regex per excluded path, labels looked up by keyword, markers set on
-        # the request); these cost ~10 us.
+        # the request). All of this app's metrics now cost ~30 us of that prediction
+        # (metrics on against off), ~65 us before.
         exporter = (GunicornInternalPrometheusMetrics if MULTIPROC_ENV in os.environ
                     else PrometheusMetrics)
         self.exporter = exporter(app, registry=registry, export_defaults=False)
