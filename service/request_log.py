@@ -16,6 +16,8 @@ from flask import Flask, Response, g, request
 log = logging.getLogger("service.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Probes and scrapes arrive every few seconds: kept out of the info-level log, and out of
+# the request metrics (service/metrics.py).
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Accept a caller's id only when it is short and plain, so logs cannot be forged.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -109,7 +111,6 @@ def init_app(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
-        # probes and scrapes arrive every few seconds: kept out of the info-level log
         level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
         if not log.isEnabledFor(level):
             return response  # the line would be dropped: do not build it
