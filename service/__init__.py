@@ -19,6 +19,7 @@ from service import request_log
 from service.api.health import health
 from service.api.models import models
 from service.api.predict import predict
+from service.api.repeats import RepeatTier
 from service.batching import MicroBatcher
 from service.cache import ResponseCache, init_cache
 from service.errors import (
@@ -52,6 +53,7 @@ class AppState:
     registry: Registry
     inference: Inference
     cache: ResponseCache | None = None
+    repeats: RepeatTier | None = None
     draining: bool = False
 
     def close(self, timeout: float = CLOSE_FLUSH_SECONDS) -> bool:
@@ -95,11 +97,16 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     cache = init_cache(app, settings, metrics)
     batcher = MicroBatcher(settings.batch_for, metrics)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
-    app.extensions["infer"] = AppState(settings, registry, inference, cache)
+    repeats = None
+    if cache is not None and settings.cache_repeat_entries:
+        repeats = RepeatTier(settings.cache_repeat_entries, settings.local_ttl_seconds, metrics)
+    app.extensions["infer"] = AppState(settings, registry, inference, cache, repeats)
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))
     app.before_request(_require_json)
+    if repeats is not None:
+        repeats.init_app(app)  # after the key and JSON checks: a repeat passes them too
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins)
 

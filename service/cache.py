@@ -36,7 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from flask import Flask
 from flask_caching import Cache
@@ -118,7 +118,10 @@ class CircuitBreaker:
                 self._open_until = self._clock() + self._reset
 
 
-class LocalTier:
+_Value = TypeVar("_Value")
+
+
+class LocalTier(Generic[_Value]):
     """A bounded, per-worker LRU of answers with an expiry; ``entries=0`` keeps nothing."""
 
     def __init__(self, entries: int, ttl_seconds: float,
@@ -126,10 +129,10 @@ class LocalTier:
         self._entries = entries
         self._ttl = ttl_seconds
         self._clock = clock
-        self._items: OrderedDict[str, tuple[float, Prediction]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, _Value]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Prediction | None:
+    def get(self, key: str) -> _Value | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -140,11 +143,11 @@ class LocalTier:
             self._items.move_to_end(key)
             return item[1]
 
-    def put(self, key: str, prediction: Prediction) -> None:
+    def put(self, key: str, value: _Value) -> None:
         if not self._entries:
             return
         with self._lock:
-            self._items[key] = (self._clock() + self._ttl, prediction)
+            self._items[key] = (self._clock() + self._ttl, value)
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
@@ -275,7 +278,7 @@ class ResponseCache:
 
     def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
                  on_lookup: Callable[[str, str, str, int], None] = lambda *args: None,
-                 local: LocalTier | None = None, write_queue: int = 10_000,
+                 local: LocalTier[Prediction] | None = None, write_queue: int = 10_000,
                  on_write_dropped: Callable[[int], None] = lambda count: None):
         self._backend = backend
         self._breaker = breaker
@@ -385,7 +388,6 @@ def init_cache(app: Flask, settings: Settings, metrics: CacheMetrics) -> Respons
     backend.serializer = JsonSerializer()
     breaker = CircuitBreaker(settings.cache_breaker_failures,
                              settings.cache_breaker_reset_seconds)
-    local = LocalTier(settings.cache_local_entries,
-                      min(settings.cache_local_ttl_seconds, settings.cache_ttl_seconds))
+    local = LocalTier(settings.cache_local_entries, settings.local_ttl_seconds)
     return ResponseCache(backend, breaker, settings.cache_ttl_seconds, metrics.cache_lookup,
                          local, on_write_dropped=metrics.cache_write_dropped)

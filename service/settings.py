@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     """Answers each worker keeps in memory in front of Redis (LRU); 0 turns the tier off."""
     cache_local_ttl_seconds: float = Field(300.0, gt=0)
     """How long a worker keeps a local copy (never longer than ``cache_ttl_seconds``)."""
+    cache_repeat_entries: int = Field(1024, ge=0)
+    """Responses to byte-identical small predict requests each worker keeps and answers
+    again (LRU, service/api/repeats.py); 0 turns the tier off."""
     cache_prefix: str = "infer"
     """Prefix of every cache key, so several deployments can share one Redis."""
     cache_socket_timeout: float = Field(0.05, gt=0)
@@ -127,6 +130,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lists_from_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @property
+    def local_ttl_seconds(self) -> float:
+        """How long a worker keeps anything in memory: never longer than Redis would."""
+        return min(self.cache_local_ttl_seconds, self.cache_ttl_seconds)
 
     def batch_for(self, model: str) -> BatchSettings:
         """The batching limits for ``model``."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.models import lookup
+from service.api.repeats import cache_allowed
 from service.api.schemas import (
     COMMON_ERRORS,
     ErrorResponse,
@@ -49,11 +50,12 @@ def _answer(name: str, version: str | None, body: PredictRequest):
         instances = model.input_spec.canonical(body.instances)
     except InputError as exc:
         raise ValidationFailed(str(exc), details=exc.details) from None
-    use_cache = "no-cache" not in request.headers.get("Cache-Control", "").lower()
-    outcome = state.inference.predict(model, instances, use_cache=use_cache)
+    outcome = state.inference.predict(model, instances, use_cache=cache_allowed())
     g.log_fields = {"model": model.name, "version": model.version,
                     "instances": len(instances), "cache": outcome.cache}
     response = jsonify({"model": model.name, "version": model.version,
                         "predictions": [p.as_dict() for p in outcome.predictions]})
     response.headers["X-Cache"] = outcome.cache
+    if state.repeats is not None:
+        state.repeats.keep(model, outcome.predictions, response)
     return response

@@ -1,0 +1,96 @@
+"""Repeated predict requests, answered from the worker's memory (the repeat tier).
+
+A hot input mostly comes back as the very same request: one client sends the same
+body again. Each worker keeps the response to its recent successful predict requests
+under their path and the sha256 of their body, and answers a byte-identical request
+from there, before validation, cache keys and JSON encoding run.
+
+It is exact. The same path and bytes are the same request to the same model version
+(the path names the model, and a worker's default versions never change while it
+runs), so they get the same answer. It answers only where the per-instance cache
+would: behind the API-key and JSON checks, never with ``Cache-Control: no-cache``, and
+only for small requests and answers (``MAX_BYTES``), so it holds at most ``entries``
+times that. A hit is counted, logged and marked (``X-Cache: hit``) as a local cache hit
+of its instances, with its predictions counted, so logs and dashboards read as before.
+A request that differs in any byte (another batch, other spacing) goes the usual way
+and its instances are still found one by one in the per-instance tiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import Flask, Response, g, request
+
+from service.cache import LocalTier
+from service.models.base import Model, Prediction
+
+# Largest request body, and largest answer, the tier keeps (a one-instance request and
+# its answer are ~50 and ~150 bytes).
+MAX_BYTES = 4096
+PREDICT_ENDPOINTS = frozenset({"predict.predict_default", "predict.predict_version"})
+
+
+def cache_allowed() -> bool:
+    """False when the caller asked for a fresh answer (``Cache-Control: no-cache``)."""
+    return "no-cache" not in request.headers.get("Cache-Control", "").lower()
+
+
+class RepeatMetrics(Protocol):
+    """What a hit reports (service.metrics.Metrics provides it)."""
+
+    def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None: ...
+
+    def answered(self, model: Model, predictions: list[Prediction]) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Answer:
+    body: bytes
+    model: Model
+    predictions: list[Prediction]
+
+
+class RepeatTier:
+    """Per-worker LRU of predict responses by path and body; ``entries=0`` keeps nothing."""
+
+    def __init__(self, entries: int, ttl_seconds: float, metrics: RepeatMetrics):
+        self._answers: LocalTier[_Answer] = LocalTier(entries, ttl_seconds)
+        self._metrics = metrics
+        self._on = entries > 0
+
+    def init_app(self, app: Flask) -> None:
+        """Register the lookup; call after the API-key and JSON checks are registered."""
+        if self._on:
+            app.before_request(self._answer_repeat)
+
+    def _answer_repeat(self) -> Response | None:
+        if request.endpoint not in PREDICT_ENDPOINTS or not cache_allowed():
+            return None
+        body = request.get_data()  # already read (and kept) by the JSON check
+        if len(body) > MAX_BYTES:
+            return None
+        key = f"{request.path} {hashlib.sha256(body).hexdigest()}"
+        answer = self._answers.get(key)
+        if answer is None:
+            g.repeat_key = key  # the view hands its answer to ``keep``
+            return None
+        model, predictions = answer.model, answer.predictions
+        self._metrics.cache_lookup(model.name, "hit", "local", len(predictions))
+        self._metrics.answered(model, predictions)
+        g.log_fields = {"model": model.name, "version": model.version,
+                        "instances": len(predictions), "cache": "hit"}
+        response = Response(answer.body, mimetype="application/json")
+        response.headers["X-Cache"] = "hit"
+        return response
+
+    def keep(self, model: Model, predictions: list[Prediction], response: Response) -> None:
+        """Remember the answer to the request being served, when the lookup asked for it."""
+        key = g.pop("repeat_key", None)
+        if key is None:
+            return
+        body = response.get_data()
+        if len(body) <= MAX_BYTES:
+            self._answers.put(key, _Answer(body, model, predictions))
