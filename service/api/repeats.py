@@ -14,6 +14,11 @@ times that. A hit is counted, logged and marked (``X-Cache: hit``) as a local ca
 of its instances, with its predictions counted, so logs and dashboards read as before.
 A request that differs in any byte (another batch, other spacing) goes the usual way
 and its instances are still found one by one in the per-instance tiers.
+
+A body is kept from its second sighting on: the first time only its digest is noted
+(in a set of at most ``4 * entries`` digests, emptied when full). A stream of one-off
+requests (unique inputs) then neither pays for keeping answers nobody asks for again
+nor pushes the repeated ones out of the LRU.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class RepeatTier:
 
     def __init__(self, entries: int, ttl_seconds: float, metrics: RepeatMetrics):
         self._answers: LocalTier[_Answer] = LocalTier(entries, ttl_seconds)
+        self._seen: set[str] = set()  # digests of requests sighted once, not yet kept
+        self._seen_limit = 4 * entries
         self._metrics = metrics
         self._on = entries > 0
 
@@ -75,7 +82,13 @@ class RepeatTier:
         key = f"{request.path} {hashlib.sha256(body).hexdigest()}"
         answer = self._answers.get(key)
         if answer is None:
-            g.repeat_key = key  # the view hands its answer to ``keep``
+            if key in self._seen:  # the second sighting: keep the answer
+                self._seen.discard(key)
+                g.repeat_key = key  # the view hands its answer to ``keep``
+            else:
+                if len(self._seen) >= self._seen_limit:
+                    self._seen.clear()
+                self._seen.add(key)
             return None
         model, predictions = answer.model, answer.predictions
         self._metrics.cache_lookup(model.name, "hit", "local", len(predictions))

@@ -41,6 +41,13 @@ def post(client, path, body: str, **headers):
     return client.post(path, data=body, content_type="application/json", headers=headers)
 
 
+def seen_twice(client, path, body: str, **headers):
+    """Send ``body`` twice (a body is kept from its second sighting); the first answer."""
+    first = post(client, path, body, **headers)
+    assert post(client, path, body, **headers).get_data() == first.get_data()
+    return first
+
+
 def metric(client, name: str, **labels) -> float:
     text = client.get("/metrics").get_data(as_text=True)
     return sum(s.value for family in text_string_to_metric_families(text)
@@ -53,8 +60,10 @@ def test_a_repeated_request_is_answered_from_memory_with_the_same_answer(build):
     body = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8], [5.1, 3.5, 1.4, 0.2]]})
     first = post(client, IRIS, body)
     assert (first.status_code, first.headers["X-Cache"]) == (200, "miss")
-    again = [post(client, IRIS, body) for _ in range(3)]
-    assert len(reached) == 1, "repeats must not reach inference"
+    assert post(client, IRIS, body).headers["X-Cache"] == "hit"  # per-instance local tier
+    assert len(reached) == 2, "a body is kept from its second sighting"
+    again = [post(client, IRIS, body) for _ in range(2)]
+    assert len(reached) == 2, "repeats must not reach inference"
     for response in again:
         assert (response.status_code, response.headers["X-Cache"]) == (200, "hit")
         assert response.get_data() == first.get_data()
@@ -68,7 +77,7 @@ def test_a_repeated_request_is_answered_from_memory_with_the_same_answer(build):
 def test_a_hit_is_logged_like_any_cached_answer(build, caplog):
     client, _ = build()
     body = json.dumps({"instances": ["what a lovely day"]})
-    post(client, SENTIMENT, body)
+    seen_twice(client, SENTIMENT, body)
     caplog.clear()
     with caplog.at_level("INFO", logger="service.request"):
         assert post(client, SENTIMENT, body).headers["X-Cache"] == "hit"
@@ -89,15 +98,15 @@ def test_the_same_instance_in_other_bytes_takes_the_full_path_and_agrees(build):
 def test_no_cache_always_takes_the_full_path(build):
     client, reached = build()
     body = '{"instances": [[6.7, 3.1, 5.6, 2.4]]}'
-    post(client, IRIS, body)
+    seen_twice(client, IRIS, body)
     fresh = post(client, IRIS, body, **{"Cache-Control": "no-cache"})
-    assert (fresh.headers["X-Cache"], len(reached)) == ("bypass", 2)
+    assert (fresh.headers["X-Cache"], len(reached)) == ("bypass", 3)
 
 
 def test_the_path_is_part_of_the_request(build):
     client, _ = build()
     body = '{"instances": ["1"]}'
-    assert post(client, SENTIMENT, body).status_code == 200
+    assert seen_twice(client, SENTIMENT, body).status_code == 200
     wrong_model = post(client, IRIS, body)  # a string is no flower
     assert wrong_model.status_code == 422
     assert wrong_model.get_json()["error"]["code"] == "validation_failed"
@@ -117,7 +126,7 @@ def test_failed_requests_are_never_kept(build):
 def test_the_api_key_is_checked_before_a_repeat_is_answered(build):
     client, _ = build(api_keys=["k1"])
     body = '{"instances": [[5.7, 2.8, 4.1, 1.3]]}'
-    assert post(client, IRIS, body, **{"X-API-Key": "k1"}).status_code == 200
+    assert seen_twice(client, IRIS, body, **{"X-API-Key": "k1"}).status_code == 200
     refused = post(client, IRIS, body)
     assert refused.status_code == 401
     assert post(client, IRIS, body, **{"X-API-Key": "k1"}).headers["X-Cache"] == "hit"
@@ -128,12 +137,23 @@ def test_big_requests_and_a_tier_turned_off_are_not_kept(build):
     flowers = [[4.3 + i / 100, 3.0, 1.1, 0.1] for i in range(200)]
     big = json.dumps({"instances": flowers})
     assert len(big) > MAX_BYTES
-    for _ in range(2):
+    for _ in range(3):
         assert post(client, IRIS, big).status_code == 200
-    assert len(reached) == 2
+    assert len(reached) == 3
 
     off, reached_off = build(cache_repeat_entries=0)
     small = '{"instances": [[7.2, 3.0, 5.8, 1.6]]}'
-    for _ in range(2):
+    for _ in range(3):
         post(off, IRIS, small)
-    assert len(reached_off) == 2
+    assert len(reached_off) == 3
+
+
+def test_one_off_requests_do_not_push_repeated_ones_out(build):
+    client, reached = build(cache_repeat_entries=2)
+    hot = '{"instances": [[5.0, 3.6, 1.4, 0.2]]}'
+    seen_twice(client, IRIS, hot)
+    for i in range(20):  # unique flowers, each sent once
+        post(client, IRIS, json.dumps({"instances": [[5.0, 3.0, 1.6, 0.2 + i / 1000]]}))
+    before = len(reached)
+    assert post(client, IRIS, hot).headers["X-Cache"] == "hit"
+    assert len(reached) == before, "the hot body must still be kept"
