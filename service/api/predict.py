@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify
+from flask import Response, current_app, g, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.models import lookup
-from service.api.repeats import cache_allowed
 from service.api.schemas import (
     COMMON_ERRORS,
     ErrorResponse,
@@ -16,7 +15,7 @@ from service.api.schemas import (
     VersionPath,
 )
 from service.errors import ValidationFailed
-from service.models.base import InputError
+from service.models.base import InputError, Model
 
 predict = APIBlueprint("predict", __name__, url_prefix="/v1", abp_tags=[Tag(name="predict")],
                        abp_responses=COMMON_ERRORS)
@@ -51,11 +50,26 @@ def _answer(name: str, version: str | None, body: PredictRequest):
     except InputError as exc:
         raise ValidationFailed(str(exc), details=exc.details) from None
     outcome = state.inference.predict(model, instances, use_cache=cache_allowed())
-    g.log_fields = {"model": model.name, "version": model.version,
-                    "instances": len(instances), "cache": outcome.cache}
     response = jsonify({"model": model.name, "version": model.version,
                         "predictions": [p.as_dict() for p in outcome.predictions]})
-    response.headers["X-Cache"] = outcome.cache
+    mark(response, model, len(instances), outcome.cache)
     if state.repeats is not None:
         state.repeats.keep(model, outcome.predictions, response)
     return response
+
+
+# Every predict route, by Flask endpoint name.
+PREDICT_ENDPOINTS = frozenset(f"{predict.name}.{view.__name__}"
+                              for view in (predict_default, predict_version))
+
+
+def cache_allowed() -> bool:
+    """False when the caller asked for a fresh answer (``Cache-Control: no-cache``)."""
+    return "no-cache" not in request.headers.get("Cache-Control", "").lower()
+
+
+def mark(response: Response, model: Model, instances: int, cache: str) -> None:
+    """What every predict answer carries: ``X-Cache`` and its request-log fields."""
+    response.headers["X-Cache"] = cache
+    g.log_fields = {"model": model.name, "version": model.version,
+                    "instances": instances, "cache": cache}

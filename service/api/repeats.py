@@ -29,18 +29,13 @@ from typing import Protocol
 
 from flask import Flask, Response, g, request
 
+from service.api.predict import PREDICT_ENDPOINTS, cache_allowed, mark
 from service.cache import LocalTier
 from service.models.base import Model, Prediction
 
 # Largest request body, and largest answer, the tier keeps (a one-instance request and
-# its answer are ~50 and ~150 bytes).
+# its answer are 40-60 and 130-190 bytes here).
 MAX_BYTES = 4096
-PREDICT_ENDPOINTS = frozenset({"predict.predict_default", "predict.predict_version"})
-
-
-def cache_allowed() -> bool:
-    """False when the caller asked for a fresh answer (``Cache-Control: no-cache``)."""
-    return "no-cache" not in request.headers.get("Cache-Control", "").lower()
 
 
 class RepeatMetrics(Protocol):
@@ -59,19 +54,17 @@ class _Answer:
 
 
 class RepeatTier:
-    """Per-worker LRU of predict responses by path and body; ``entries=0`` keeps nothing."""
+    """Per-worker LRU of predict responses by path and body (``entries`` of them)."""
 
     def __init__(self, entries: int, ttl_seconds: float, metrics: RepeatMetrics):
         self._answers: LocalTier[_Answer] = LocalTier(entries, ttl_seconds)
         self._seen: set[str] = set()  # digests of requests sighted once, not yet kept
         self._seen_limit = 4 * entries
         self._metrics = metrics
-        self._on = entries > 0
 
     def init_app(self, app: Flask) -> None:
         """Register the lookup; call after the API-key and JSON checks are registered."""
-        if self._on:
-            app.before_request(self._answer_repeat)
+        app.before_request(self._answer_repeat)
 
     def _answer_repeat(self) -> Response | None:
         if request.endpoint not in PREDICT_ENDPOINTS or not cache_allowed():
@@ -93,10 +86,8 @@ class RepeatTier:
         model, predictions = answer.model, answer.predictions
         self._metrics.cache_lookup(model.name, "hit", "local", len(predictions))
         self._metrics.answered(model, predictions)
-        g.log_fields = {"model": model.name, "version": model.version,
-                        "instances": len(predictions), "cache": "hit"}
         response = Response(answer.body, mimetype="application/json")
-        response.headers["X-Cache"] = "hit"
+        mark(response, model, len(predictions), "hit")
         return response
 
     def keep(self, model: Model, predictions: list[Prediction], response: Response) -> None:
