@@ -104,9 +104,9 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))
-    app.before_request(_require_json)
     if repeats is not None:
-        repeats.init_app(app)  # after the key and JSON checks: a repeat passes them too
+        repeats.init_app(app)  # after the key check; it checks the content type itself
+    app.before_request(_require_json)
     if settings.cors_origins:
         CORS(app, origins=settings.cors_origins)
 

@@ -8,9 +8,11 @@ from there, before validation, cache keys and JSON encoding run.
 It is exact. The same path and bytes are the same request to the same model version
 (the path names the model, and a worker's default versions never change while it
 runs), so they get the same answer. It answers only where the per-instance cache
-would: behind the API-key and JSON checks, never with ``Cache-Control: no-cache``, and
-only for small requests and answers (``MAX_BYTES``), so it holds at most ``entries``
-times that. A hit is counted, logged and marked (``X-Cache: hit``) as a local cache hit
+would: behind the API-key check, never with ``Cache-Control: no-cache``, and only for
+small requests and answers (``MAX_BYTES``), so it holds at most ``entries`` times that.
+It looks before the JSON check parses the body: bytes that were answered once parsed
+as JSON then, so only the content type is checked again (anything else falls through
+to the JSON check's 415). A hit is counted, logged and marked (``X-Cache: hit``) as a local cache hit
 of its instances, with its predictions counted, so logs and dashboards read as before.
 A request that differs in any byte (another batch, other spacing) goes the usual way
 and its instances are still found one by one in the per-instance tiers.
@@ -63,13 +65,14 @@ class RepeatTier:
         self._metrics = metrics
 
     def init_app(self, app: Flask) -> None:
-        """Register the lookup; call after the API-key and JSON checks are registered."""
+        """Register the lookup; call after the API-key check is registered."""
         app.before_request(self._answer_repeat)
 
     def _answer_repeat(self) -> Response | None:
-        if request.endpoint not in PREDICT_ENDPOINTS or not cache_allowed():
+        if (request.endpoint not in PREDICT_ENDPOINTS or not request.is_json
+                or not cache_allowed()):
             return None
-        body = request.get_data()  # already read (and kept) by the JSON check
+        body = request.get_data()  # kept: the JSON check and the view read it again
         if len(body) > MAX_BYTES:
             return None
         key = f"{request.path} {hashlib.sha256(body).hexdigest()}"

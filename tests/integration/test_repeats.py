@@ -132,6 +132,19 @@ def test_the_api_key_is_checked_before_a_repeat_is_answered(build):
     assert post(client, IRIS, body, **{"X-API-Key": "k1"}).headers["X-Cache"] == "hit"
 
 
+def test_a_kept_body_under_another_content_type_gets_415(build):
+    # The tier looks before the JSON check; it must not answer what that check refuses.
+    client, _ = build()
+    body = '{"instances": [[6.1, 2.9, 4.7, 1.4]]}'
+    seen_twice(client, IRIS, body)
+    refused = client.post(IRIS, data=body, content_type="text/plain")
+    assert refused.status_code == 415
+    assert refused.get_json()["error"]["code"] == "unsupported_media_type"
+    assert "X-Cache" not in refused.headers
+    same_json = client.post(IRIS, data=body, content_type="application/json; charset=utf-8")
+    assert same_json.headers["X-Cache"] == "hit"
+
+
 def test_big_requests_and_a_tier_turned_off_are_not_kept(build):
     client, reached = build()
     flowers = [[4.3 + i / 100, 3.0, 1.1, 0.1] for i in range(200)]
