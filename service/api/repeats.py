@@ -12,8 +12,9 @@ would: behind the API-key check, never with ``Cache-Control: no-cache``, and onl
 small requests and answers (``MAX_BYTES``), so it holds at most ``entries`` times that.
 It looks before the JSON check parses the body: bytes that were answered once parsed
 as JSON then, so only the content type is checked again (anything else falls through
-to the JSON check's 415). A hit is counted, logged and marked (``X-Cache: hit``) as a local cache hit
-of its instances, with its predictions counted, so logs and dashboards read as before.
+to the JSON check's 415). A hit is counted, logged and marked (``X-Cache: hit``) as a
+local cache hit of its instances, with its predictions counted, so logs and dashboards
+read as before.
 A request that differs in any byte (another batch, other spacing) goes the usual way
 and its instances are still found one by one in the per-instance tiers.
 
