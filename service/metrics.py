@@ -25,8 +25,8 @@ from service.request_log import QUIET_PATHS
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Series looked up by label values once and then kept (``labels()`` takes a lock and
 # checks its arguments: 1.2 us a call in a tight loop under gevent; a cached prediction
-# made five such calls). Enough for every route, status,
-# model, label and cache result this app has; odd methods beyond it are still counted.
+# made five such calls). Enough for every route, status, model, label and cache result
+# this app has; odd methods beyond it are still counted.
 _KEPT_SERIES = 512
 
 # Model calls take from ~0.1 ms (one cached-size iris batch) to ~100 ms (a big text batch).
