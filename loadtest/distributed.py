@@ -13,19 +13,17 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 
+# Below the kernel's ephemeral range, like every server the tests and the benchmark
+# start: a port from bind(0) comes from that range, where any outgoing connection on
+# the machine (a load generator's, NGINX's) can take it before the master binds it.
+from tests.support.procs import free_port
+
 LOCUSTFILE = "loadtest/locustfile.py"
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def master_command(port: int, workers: int, extra: Sequence[str]) -> list[str]:
