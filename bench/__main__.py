@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import context, report, systems
 from bench.results import summarise
-from bench.wrk import WORKLOADS, WRK_TIMEOUT, Sample, measure
+from bench.wrk import DEFAULT_WORKLOADS, WRK_TIMEOUT, Sample, measure
 
 OUT_DIR = Path(__file__).resolve().parent
 WORK_DIR = systems.ROOT / "reports" / "bench"
@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (5)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per measurement (3)")
     parser.add_argument("--concurrency", default="16,64,256", help="wrk -c values (16,64,256)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="which workloads")
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                        help="which workloads (default: all but iris-no-cache)")
     parser.add_argument("--systems", default="stack,naive", help="stack, naive or both")
     parser.add_argument(
         "--log-level", default="info", help="the stack's INFER_LOG_LEVEL (default info, as make up)"

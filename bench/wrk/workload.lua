@@ -3,12 +3,16 @@
 --   wrk -t1 -c64 -d5s -s bench/wrk/workload.lua http://127.0.0.1:8080 -- <workload> <seed>
 --
 -- workloads: healthz | iris-cached | iris-uncached | sentiment-uncached | mixed
+--            | iris-no-cache (not run by default)
 -- "uncached" bodies are unique: the seed (new each run), the thread and a counter make
 -- every one differ, so neither the shared cache nor an earlier run can answer them.
+-- iris-no-cache sends those bodies with `Cache-Control: no-cache`, which the service
+-- answers past every cache tier: beside iris-uncached it shows what the cache costs a miss.
 
 local IRIS = "/v1/models/iris/predict"
 local SENTIMENT = "/v1/models/sentiment/predict"
 local HEADERS = { ["Content-Type"] = "application/json" }
+local NO_CACHE = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-cache" }
 
 local HOT_IRIS = {
   "[5.1,3.5,1.4,0.2]", "[4.9,3.0,1.4,0.2]", "[6.4,3.2,4.5,1.5]", "[5.7,2.8,4.1,1.3]",
@@ -44,20 +48,21 @@ local function pick(list)
   return list[math.random(#list)]
 end
 
-local function post(path, instance)
-  return wrk.format("POST", path, HEADERS, '{"instances":[' .. instance .. ']}')
+local function post(path, instance, headers)
+  return wrk.format("POST", path, headers or HEADERS, '{"instances":[' .. instance .. ']}')
 end
 
 local function iris_cached()
   return post(IRIS, pick(HOT_IRIS))
 end
 
-local function iris_uncached()
+local function iris_uncached(headers)
   counter = counter + 1
   -- the counter in the last digits keeps every flower of this thread distinct
   return post(IRIS, string.format("[%.3f%06d,%.6f,%.6f,%.6f]",
     4.3 + math.random() * 3.6, counter % 1000000,
-    2.0 + math.random() * 2.4, 1.0 + math.random() * 5.9, 0.1 + math.random() * 2.4))
+    2.0 + math.random() * 2.4, 1.0 + math.random() * 5.9, 0.1 + math.random() * 2.4),
+    headers)
 end
 
 local function sentiment_cached()
@@ -81,7 +86,8 @@ end
 
 local WORKLOADS = {
   ["iris-cached"] = iris_cached,
-  ["iris-uncached"] = iris_uncached,
+  ["iris-uncached"] = function() return iris_uncached() end,
+  ["iris-no-cache"] = function() return iris_uncached(NO_CACHE) end,
   ["sentiment-uncached"] = sentiment_uncached,
   ["mixed"] = mixed,
 }
