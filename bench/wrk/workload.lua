@@ -86,7 +86,7 @@ end
 
 local WORKLOADS = {
   ["iris-cached"] = iris_cached,
-  ["iris-uncached"] = function() return iris_uncached() end,
+  ["iris-uncached"] = iris_uncached,
   ["iris-no-cache"] = function() return iris_uncached(NO_CACHE) end,
   ["sentiment-uncached"] = sentiment_uncached,
   ["mixed"] = mixed,
