@@ -16,7 +16,7 @@ from tests.support.procs import ROOT, binary
 
 SCRIPT = ROOT / "bench" / "wrk" / "workload.lua"
 DEFAULT_WORKLOADS = ("healthz", "iris-cached", "iris-uncached", "sentiment-uncached", "mixed")
-"""What ``make bench`` measures: the issue's five."""
+"""What ``make bench`` measures by default; the report's targets are about these."""
 WORKLOADS = (*DEFAULT_WORKLOADS, "iris-no-cache")
 """Every workload the script knows; ``iris-no-cache`` (unique flowers sent with
 ``Cache-Control: no-cache``) shows, beside ``iris-uncached``, what the cache costs a miss."""
