@@ -24,11 +24,21 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record; fields passed as ``extra={"fields": {...}}`` are merged."""
+    """One JSON object per record; fields passed as ``extra={"fields": {...}}`` are merged.
+
+    Every predict request writes a line, so the line is made cheaply: one encoder for
+    every record, and the timestamp's date and time formatted once per second (in UTC).
+    """
+
+    _encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # one tuple: threads swap it whole
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -36,10 +46,14 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return self._encoder.encode(entry)
 
-
-JsonFormatter.converter = time.gmtime
+    def _stamp(self, second: int) -> str:
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return text
 
 
 class LineFileHandler(logging.handlers.WatchedFileHandler):

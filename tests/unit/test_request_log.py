@@ -67,3 +67,19 @@ def test_the_replica_config_writes_its_file_with_this_handler(tmp_path):
     config = logging_config("info", tmp_path / "app.log")
     assert config["handlers"]["file"]["class"] == "service.request_log.LineFileHandler"
     assert config["handlers"]["stdout"]["level"] == "WARNING"
+
+
+def test_timestamps_are_utc_to_the_millisecond_whatever_order_records_come_in():
+    formatter = JsonFormatter()
+
+    def stamp(created):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = created, (created % 1) * 1000
+        return json.loads(formatter.format(record))["ts"]
+
+    # the date and time are kept for a second; a late record from an earlier second
+    # (another thread's) must not get the newer one's
+    assert [stamp(t) for t in (1700000000.5, 1700000000.25, 1700000001.0, 1700000000.999,
+                               1700003600.5)] == [
+        "2023-11-14T22:13:20.500Z", "2023-11-14T22:13:20.250Z", "2023-11-14T22:13:21.000Z",
+        "2023-11-14T22:13:20.999Z", "2023-11-14T23:13:20.500Z"]
