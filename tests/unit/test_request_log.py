@@ -73,11 +73,9 @@ def test_the_replica_config_writes_its_file_with_this_handler(tmp_path):
 def local_time_not_utc(monkeypatch):
     monkeypatch.setenv("TZ", "IST-5:30")  # POSIX form, UTC+05:30: needs no tz database
     time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
+    yield  # pytest runs what follows whether the test passed or failed
+    monkeypatch.undo()  # before tzset, so the real zone is read back
+    time.tzset()
 
 
 def test_timestamps_are_utc_to_the_millisecond_whatever_order_records_come_in(
