@@ -146,10 +146,11 @@ def _check_api_key(settings: Settings):
 
 def _require_json():
     """POST bodies must be JSON objects: 415 for another type, 400 for broken JSON."""
-    if request.method != "POST" or request.routing_exception is not None:
+    req = request._get_current_object()  # one proxy lookup for every read below
+    if req.method != "POST" or req.routing_exception is not None:
         return  # routing answers 404/405 first
-    if not request.is_json:
+    if not req.is_json:
         raise UnsupportedMediaType("send the body as application/json",
-                                   details={"content_type": request.content_type})
-    if request.get_json(silent=True) is None:
+                                   details={"content_type": req.content_type})
+    if req.get_json(silent=True) is None:
         raise BadRequest("the body is not valid JSON")

@@ -119,10 +119,11 @@ class Metrics(NullMetrics):
 
     def _request_answered(self, response: Response) -> Response:
         started = g.get("metrics_started")
-        if started is None or request.path in QUIET_PATHS:
+        req = request._get_current_object()  # one proxy lookup for three reads
+        if started is None or req.path in QUIET_PATHS:
             return response
-        method, status = request.method, response.status_code
-        self._series(self.request_seconds, method, request.endpoint, status).observe(
+        method, status = req.method, response.status_code
+        self._series(self.request_seconds, method, req.endpoint, status).observe(
             time.perf_counter() - started)
         self._series(self.requests, method, status).inc()
         return response

@@ -16,6 +16,7 @@ from flask import Flask, Response, g, request
 log = logging.getLogger("service.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 # Probes and scrapes arrive every few seconds: kept out of the info-level log, and out of
 # the request metrics (service/metrics.py).
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -117,25 +118,28 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        sent = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = sent if _VALID_ID.match(sent) else uuid.uuid4().hex
-        g.started = time.perf_counter()
+        sent = request.environ.get(_REQUEST_ID_ENVIRON, "")
+        ctx = g._get_current_object()
+        ctx.request_id = sent if _VALID_ID.match(sent) else uuid.uuid4().hex
+        ctx.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
+        req, ctx = request._get_current_object(), g._get_current_object()
+        request_id = ctx.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
-        level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+        level = logging.DEBUG if req.path in QUIET_PATHS else logging.INFO
         if not log.isEnabledFor(level):
             return response  # the line would be dropped: do not build it
-        started = g.get("started")
+        started = ctx.get("started")
+        rule = req.url_rule
         fields = {
             "request_id": request_id,
-            "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else None,
+            "method": req.method,
+            "route": rule.rule if rule else None,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
-            **g.get("log_fields", {}),
+            **ctx.get("log_fields", {}),
         }
         log.log(level, "request", extra={"fields": fields})
         return response

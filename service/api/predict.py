@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Request, Response, current_app, g, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.models import lookup
@@ -63,9 +63,10 @@ PREDICT_ENDPOINTS = frozenset(f"{predict.name}.{view.__name__}"
                               for view in (predict_default, predict_version))
 
 
-def cache_allowed() -> bool:
+def cache_allowed(req: Request | None = None) -> bool:
     """False when the caller asked for a fresh answer (``Cache-Control: no-cache``)."""
-    return "no-cache" not in request.headers.get("Cache-Control", "").lower()
+    req = req or request
+    return "no-cache" not in req.environ.get("HTTP_CACHE_CONTROL", "").lower()
 
 
 def mark(response: Response, model: Model, instances: int, cache: str) -> None:

@@ -70,13 +70,13 @@ class RepeatTier:
         app.before_request(self._answer_repeat)
 
     def _answer_repeat(self) -> Response | None:
-        if (request.endpoint not in PREDICT_ENDPOINTS or not request.is_json
-                or not cache_allowed()):
+        req = request._get_current_object()  # one proxy lookup for every read below
+        if req.endpoint not in PREDICT_ENDPOINTS or not req.is_json or not cache_allowed(req):
             return None
-        body = request.get_data()  # kept: the JSON check and the view read it again
+        body = req.get_data()  # kept: the JSON check and the view read it again
         if len(body) > MAX_BYTES:
             return None
-        key = f"{request.path} {hashlib.sha256(body).hexdigest()}"
+        key = f"{req.path} {hashlib.sha256(body).hexdigest()}"
         answer = self._answers.get(key)
         if answer is None:
             if key in self._seen:  # the second sighting: keep the answer
