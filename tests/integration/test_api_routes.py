@@ -1,5 +1,6 @@
 """Every route, through the real app with the real trained models."""
 
+import inspect
 import math
 
 
@@ -94,3 +95,24 @@ def test_with_metrics_disabled_predictions_work_and_metrics_are_not_served(make_
     assert response.status_code == 200
     assert response.json["predictions"][0]["label"] == "setosa"
     assert client.get("/metrics").status_code == 404
+
+
+def test_the_app_decides_once_per_function_whether_to_run_it_as_async(app, monkeypatch):
+    asked = []
+
+    def ask(func):
+        asked.append(func)
+        return inspect.iscoroutinefunction(func)
+
+    monkeypatch.setattr("flask.app.iscoroutinefunction", ask)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    assert asked, "Flask no longer asks through ensure_sync: this test checks nothing"
+    assert len(asked) == len(set(asked))  # each hook and view asked about once
+
+    async def handler():
+        return "x"
+
+    monkeypatch.setattr(app, "async_to_sync", lambda func: ("wrapped", func))
+    assert app.ensure_sync(handler) == ("wrapped", handler)  # async ones are still wrapped
