@@ -5,7 +5,9 @@ set -euo pipefail
 
 VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(nginx redis-server prometheus prometheus-nginx-exporter wrk docker-compose)
+# valgrind and gcc: make bench-instructions counts instructions with callgrind
+DEBIAN_PACKAGES=(nginx redis-server prometheus prometheus-nginx-exporter wrk docker-compose
+                 valgrind gcc)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

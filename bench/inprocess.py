@@ -1,0 +1,85 @@
+"""One worker's app driven in-process, for ``bench/instructions.py`` to count under callgrind.
+
+    python bench/inprocess.py CODE_ROOT SHIM REQUESTS_JSON LOG_FILE
+
+Builds the app of the checkout at CODE_ROOT from the ``INFER_*`` environment, as a
+Gunicorn gevent worker would (gevent patched first, the request log set up as
+``service/gunicorn_conf.py`` sets it, metrics in multiprocess mode when
+``PROMETHEUS_MULTIPROC_DIR`` is set), answers the warm-up requests, freezes the heap
+as ``post_worker_init`` does, and then answers the rest from ``CONCURRENCY``
+greenlets with callgrind counting: ``SHIM`` turns the count on and off.
+No server: the WSGI app is called directly, so Gunicorn, NGINX and the kernel are
+not in the count.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import ctypes  # noqa: E402 - after patching, on purpose
+import gc  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import logging.config  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+
+# Greenlets sending at once: a replica's worker holds ~32 of NGINX's connections at c=64.
+CONCURRENCY = 32
+
+
+def environ(method: str, path: str, body: bytes) -> dict:
+    """A WSGI environ like Gunicorn's for one request from NGINX."""
+    env = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if body:
+        env.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
+    return env
+
+
+def answer(app, method: str, path: str, body: str) -> None:
+    """One request through the app; anything but a 200 stops the count."""
+    status: list[str] = []
+    b"".join(app(environ(method, path, body.encode()), lambda s, h, e=None: status.append(s)))
+    if not status[0].startswith("200"):
+        raise RuntimeError(f"{method} {path} answered {status[0]}")
+    gevent.sleep(0)  # as the worker's post_request hook does
+
+
+def main(argv: list[str]) -> None:
+    code_root, shim, requests_file, log_file = argv
+    sys.path.insert(0, code_root)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
+    from service import create_app, request_log
+    from service.settings import Settings
+
+    settings = Settings(log_file=Path(log_file))
+    logging.config.dictConfig(request_log.logging_config(settings.log_level, settings.log_file))
+    app = create_app(settings)
+    plan = json.loads(Path(requests_file).read_text())
+    for request in plan["warm"]:
+        answer(app, *request)
+    gc.collect()
+    gc.freeze()
+    count = ctypes.CDLL(shim)
+    pool = Pool(CONCURRENCY)
+    count.bench_count_start()
+    for request in plan["measured"]:
+        pool.spawn(answer, app, *request)
+    pool.join(raise_error=True)
+    count.bench_count_stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
