@@ -32,12 +32,15 @@ from gevent.pool import Pool  # noqa: E402
 CONCURRENCY = 32
 
 
-def environ(method: str, path: str, body: bytes) -> dict:
-    """A WSGI environ like Gunicorn's for one request from NGINX."""
+def environ(method: str, path: str, body: bytes, number: int) -> dict:
+    """A WSGI environ like Gunicorn's for one request from NGINX, with the headers that
+    deploy/nginx/nginx.conf.j2 sets (a request id among them)."""
     env = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8080",
+        "HTTP_X_REQUEST_ID": f"{number:032x}", "HTTP_X_REAL_IP": "127.0.0.1",
+        "HTTP_X_FORWARDED_FOR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "http",
         "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
         "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": True,
         "wsgi.run_once": False,
@@ -47,10 +50,11 @@ def environ(method: str, path: str, body: bytes) -> dict:
     return env
 
 
-def answer(app, method: str, path: str, body: str) -> None:
+def answer(app, number: int, method: str, path: str, body: str) -> None:
     """One request through the app; anything but a 200 stops the count."""
     status: list[str] = []
-    b"".join(app(environ(method, path, body.encode()), lambda s, h, e=None: status.append(s)))
+    env = environ(method, path, body.encode(), number)
+    b"".join(app(env, lambda s, h, e=None: status.append(s)))
     if not status[0].startswith("200"):
         raise RuntimeError(f"{method} {path} answered {status[0]}")
     gevent.sleep(0)  # as the worker's post_request hook does
@@ -68,15 +72,15 @@ def main(argv: list[str]) -> None:
     logging.config.dictConfig(request_log.logging_config(settings.log_level, settings.log_file))
     app = create_app(settings)
     plan = json.loads(Path(requests_file).read_text())
-    for request in plan["warm"]:
-        answer(app, *request)
+    for number, request in enumerate(plan["warm"]):
+        answer(app, number, *request)
     gc.collect()
     gc.freeze()
     count = ctypes.CDLL(shim)
     pool = Pool(CONCURRENCY)
     count.bench_count_start()
-    for request in plan["measured"]:
-        pool.spawn(answer, app, *request)
+    for number, request in enumerate(plan["measured"], start=len(plan["warm"])):
+        pool.spawn(answer, app, number, *request)
     pool.join(raise_error=True)
     count.bench_count_stop()
 
