@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,22 @@ def test_timestamps_are_utc_to_the_millisecond_whatever_order_records_come_in(
                                1700003600.5)] == [
         "2023-11-14T22:13:20.500Z", "2023-11-14T22:13:20.250Z", "2023-11-14T22:13:21.000Z",
         "2023-11-14T22:13:20.999Z", "2023-11-14T23:13:20.500Z"]
+
+
+def test_a_line_keeps_every_value_and_survives_what_orjson_refuses():
+    formatter = JsonFormatter()
+
+    def line(fields, msg="request"):
+        record = logging.LogRecord("service.request", logging.INFO, __file__, 1, msg, None, None)
+        record.fields = fields
+        return formatter.format(record)
+
+    fields = {"route": "/v1/models/<name>/predict", "status": 200, "duration_ms": 0.125,
+              "model": "sentiment", "note": "héllo 🚗", "path": Path("/x")}
+    entry = json.loads(line(fields))
+    assert entry["msg"] == "request" and entry["level"] == "info"
+    assert {key: entry[key] for key in fields} == {**fields, "path": "/x"}  # str() of others
+    # a lone surrogate (sent as "\ud800" in a JSON body) has no UTF-8 form: orjson refuses
+    # it, and the line is written by the standard encoder instead of being lost
+    assert json.loads(line({"text": "\ud800"}))["text"] == "\ud800"
+    assert "\n" not in line({"text": "two\nlines"})
