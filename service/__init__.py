@@ -31,6 +31,7 @@ from service.errors import (
     register_error_handlers,
 )
 from service.inference import Inference
+from service.json_provider import OrjsonProvider
 from service.metrics import Metrics, NullMetrics
 from service.models.registry import Registry
 from service.settings import Settings
@@ -106,8 +107,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         doc_ui=settings.docs_enabled,
         doc_prefix="/openapi",
     )
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
-    app.json.sort_keys = False
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.json = OrjsonProvider(app)
 
     registry = Registry.load(settings.models_dir, default_versions=settings.default_versions,
                              max_text_length=settings.max_text_length,
