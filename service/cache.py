@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
 from flask import Flask
 from flask_caching import Cache
 from redis.backoff import NoBackoff
@@ -52,9 +53,12 @@ log = logging.getLogger(__name__)
 
 def instance_digest(instance: Any) -> str:
     """sha256 of the canonical JSON of an already canonical instance."""
-    canonical = json.dumps(instance, separators=(",", ":"), ensure_ascii=False,
-                           allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        canonical = orjson.dumps(instance)
+    except orjson.JSONEncodeError:  # a lone surrogate ("\ud800" in the request's JSON)
+        canonical = json.dumps(instance, separators=(",", ":"), ensure_ascii=False,
+                               allow_nan=False).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def cache_key(model: Model, instance: Any) -> str:
@@ -66,13 +70,13 @@ class JsonSerializer:
     """Stores predictions as JSON; anything unreadable is a miss, never an error."""
 
     def dumps(self, value: Any, protocol: int | None = None) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
+        return orjson.dumps(value)
 
     def loads(self, value: bytes | None) -> Any:
         if value is None:
             return None
         try:
-            return json.loads(value)
+            return orjson.loads(value)
         except ValueError:
             return None
 

@@ -77,6 +77,14 @@ def test_keys_are_the_same_in_every_process():
     assert keys.pop().strip() == cache_key(FakeModel("sentiment", "abc"), "héllo 🚗")
 
 
+def test_every_text_gets_a_key_a_lone_surrogate_too():
+    """orjson has no UTF-8 for a lone surrogate ("\\ud800" in a JSON body); the key is
+    then made by the standard encoder, and the request is answered, not failed."""
+    keys = {cache_key(FakeModel("sentiment", "abc"), text)
+            for text in ("\ud800", "\udfff", "a\ud800", "héllo")}
+    assert len(keys) == 4
+
+
 def test_the_cache_takes_exactly_what_inference_passes_it():
     """No type checker runs here: the Protocol and the cache must not drift apart."""
     for name in ("keys", "get_many", "set_many"):
