@@ -96,8 +96,9 @@ def count(code_root: Path, workload: str, requests: int, *, shim: Path, redis_ur
           work: Path) -> float:
     """Instructions per request of ``workload`` in the app of ``code_root``."""
     redis.Redis.from_url(redis_url).flushall()  # every count starts from an empty cache
-    plan_file = work / f"{workload}.json"
+    plan_file, log_file = work / f"{workload}.json", work / f"{workload}.log"
     plan_file.write_text(json.dumps(plan(workload, requests)))
+    log_file.unlink(missing_ok=True)  # the request lines of this count only
     with tempfile.TemporaryDirectory(dir=work) as metrics_dir:
         env = {**os.environ, "PYTHONHASHSEED": "0", "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
                "INFER_REDIS_URL": redis_url, "INFER_MODELS_DIR": str(MODELS_DIR),
@@ -106,7 +107,7 @@ def count(code_root: Path, workload: str, requests: int, *, shim: Path, redis_ur
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              "--callgrind-out-file=/dev/null", sys.executable, str(DRIVER), str(code_root),
-             str(shim), str(plan_file), str(work / "requests.log")],
+             str(shim), str(plan_file), str(log_file)],
             env=env, cwd=code_root, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"{workload} in {code_root} failed:\n{result.stderr[-3000:]}")

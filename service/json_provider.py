@@ -5,6 +5,8 @@ library's encoder took ~30,000 CPU instructions for a small answer (counted with
 ``make bench-instructions``: healthz 563k -> 534k instructions a request with this
 provider); orjson takes a fraction of that. Bodies read the same to any JSON parser:
 compact, keys in insertion order, non-ASCII text as UTF-8 instead of ``\\u`` escapes.
+(A datetime would come out as ISO 8601, orjson's form, not Flask's HTTP date; no
+answer of this API holds one.)
 Anything orjson refuses (a lone surrogate, an int past 64 bits) is written by the
 standard provider, so no answer fails for the encoder's sake.
 """

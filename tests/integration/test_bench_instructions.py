@@ -34,8 +34,9 @@ def test_a_count_is_the_apps_share_of_a_request(shim, redis_url, workdir):
     assert 100_000 < per_request["healthz"] < 5_000_000
     # A cached prediction does all that healthz does and more: body, repeat tier, line.
     assert per_request["iris-cached"] > per_request["healthz"] * 1.1
-    log_lines = [json.loads(line) for line in (workdir / "requests.log").read_text().splitlines()]
-    predicted = [line for line in log_lines if line.get("route") == "/v1/models/<name>/predict"]
+    log = (workdir / "iris-cached.log").read_text().splitlines()
+    predicted = [line for line in map(json.loads, log)
+                 if line.get("route") == "/v1/models/<name>/predict"]
     assert len(predicted) == instructions.WARM_REQUESTS + REQUESTS  # every request answered
 
 
