@@ -1,15 +1,15 @@
 """One worker's app driven in-process, for ``bench/instructions.py`` to count under callgrind.
 
-    python bench/inprocess.py CODE_ROOT SHIM REQUESTS_JSON LOG_FILE
+    python bench/inprocess.py CODE_ROOT SHIM REQUESTS_JSON
 
-Builds the app of the checkout at CODE_ROOT from the ``INFER_*`` environment, as a
-Gunicorn gevent worker would (gevent patched first, the request log set up as
-``service/gunicorn_conf.py`` sets it, metrics in multiprocess mode when
-``PROMETHEUS_MULTIPROC_DIR`` is set), answers the warm-up requests, freezes the heap
-as ``post_worker_init`` does, and then answers the rest from ``CONCURRENCY``
-greenlets with callgrind counting: ``SHIM`` turns the count on and off.
-No server: the WSGI app is called directly, so Gunicorn, NGINX and the kernel are
-not in the count.
+Builds the app of the checkout at CODE_ROOT from the ``INFER_*`` environment with that
+checkout's own worker settings: it runs its ``service/gunicorn_conf.py`` first, as
+Gunicorn's ``-c`` does (gevent patched, BLAS at one thread, logging as a worker has
+it), so a change there is counted too. Metrics are in multiprocess mode when
+``PROMETHEUS_MULTIPROC_DIR`` is set. It answers the warm-up requests, freezes the heap
+as ``post_worker_init`` does, and then answers the rest from ``CONCURRENCY`` greenlets
+with callgrind counting: ``SHIM`` turns the count on and off. No server: the WSGI app
+is called directly, so Gunicorn, NGINX and the kernel are not in the count.
 """
 
 from gevent import monkey
@@ -20,8 +20,8 @@ import ctypes  # noqa: E402 - after patching, on purpose
 import gc  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import logging.config  # noqa: E402
+import runpy  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -61,16 +61,14 @@ def answer(app, number: int, method: str, path: str, body: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    code_root, shim, requests_file, log_file = argv
+    code_root, shim, requests_file = argv
     sys.path.insert(0, code_root)
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    logging._srcfile = None
-    from service import create_app, request_log
-    from service.settings import Settings
+    # by path, before the service package, as Gunicorn's -c loads it
+    worker_conf = runpy.run_path(str(Path(code_root) / "service" / "gunicorn_conf.py"))
+    logging.config.dictConfig(worker_conf["logconfig_dict"])
+    from service import create_app
 
-    settings = Settings(log_file=Path(log_file))
-    logging.config.dictConfig(request_log.logging_config(settings.log_level, settings.log_file))
-    app = create_app(settings)
+    app = create_app()
     plan = json.loads(Path(requests_file).read_text())
     for number, request in enumerate(plan["warm"]):
         answer(app, number, *request)

@@ -102,12 +102,11 @@ def count(code_root: Path, workload: str, requests: int, *, shim: Path, redis_ur
     with tempfile.TemporaryDirectory(dir=work) as metrics_dir:
         env = {**os.environ, "PYTHONHASHSEED": "0", "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
                "INFER_REDIS_URL": redis_url, "INFER_MODELS_DIR": str(MODELS_DIR),
-               "INFER_LOG_LEVEL": "info", "OMP_NUM_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1"}
+               "INFER_LOG_LEVEL": "info", "INFER_LOG_FILE": str(log_file)}
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              "--callgrind-out-file=/dev/null", sys.executable, str(DRIVER), str(code_root),
-             str(shim), str(plan_file), str(log_file)],
+             str(shim), str(plan_file)],
             env=env, cwd=code_root, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"{workload} in {code_root} failed:\n{result.stderr[-3000:]}")

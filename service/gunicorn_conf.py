@@ -25,6 +25,13 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+# BLAS and OpenMP pools do not survive fork and would fight gevent for the two cores:
+# one thread each. Set before numpy loads: the service package below imports it here,
+# in the master, and the workers inherit it as loaded (read after it, the variables
+# were ignored: threadpoolctl showed OpenBLAS and OpenMP at 2 threads in a worker).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import gevent  # noqa: E402
 from gunicorn.glogging import Logger  # noqa: E402
 
@@ -34,11 +41,6 @@ from service.settings import Settings  # noqa: E402
 # Headers leave with the first body bytes, so a replica killed mid-answer leaves
 # nothing half-sent that NGINX could not retry elsewhere (see whole_response.py).
 whole_response.install()
-
-# BLAS and OpenMP pools do not survive fork and would fight gevent for the two cores:
-# one thread each. Set before any worker imports numpy or scikit-learn.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 
 _settings = Settings()
 

@@ -6,6 +6,7 @@ Python here, never in the test process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -45,5 +46,25 @@ print(closed)
 def test_an_exiting_worker_closes_its_app_state_and_the_masters_copy_has_none():
     done = subprocess.run([sys.executable, "-c", _WORKER_EXIT_CLOSES_THE_APP_STATE], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"
+
+
+_BLAS_THREADS_AFTER_THE_CONFIG = """
+import runpy
+runpy.run_path("service/gunicorn_conf.py")  # by path, as gunicorn -c loads it
+from threadpoolctl import threadpool_info
+print(sorted({pool["num_threads"] for pool in threadpool_info()}))
+"""
+
+
+def test_the_config_holds_blas_and_openmp_to_one_thread_before_numpy_loads():
+    """The master loads numpy with the service package, and workers inherit it loaded:
+    a thread count set after that import is never read."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", _BLAS_THREADS_AFTER_THE_CONFIG], cwd=ROOT,
+                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1]"
