@@ -41,6 +41,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 from flask import Flask
 from flask_caching import Cache
+from flask_caching.backends import RedisCache
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -79,6 +80,42 @@ class JsonSerializer:
             return orjson.loads(value)
         except ValueError:
             return None
+
+
+class ScriptedRedisCache(RedisCache):
+    """Flask-Caching's Redis backend, writing a batch of answers with one command.
+
+    The stock ``set_many`` queues a ``SET`` per key on a pipeline, and redis-py packs
+    each command and parses each reply in Python. Here one Lua call sets every key of
+    the batch with its expiry: one command to pack, one reply to read. ``init_cache``
+    selects it by ``CACHE_TYPE``. The script is sent once per connection pool and
+    reloaded by redis-py if the server has lost it (a restart, ``SCRIPT FLUSH``).
+    """
+
+    _SET_ALL = """
+        local ttl = tonumber(ARGV[1])
+        for i, key in ipairs(KEYS) do
+            if ttl > 0 then
+                redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
+            else  -- Flask-Caching's -1: no expiry
+                redis.call('SET', key, ARGV[i + 1])
+            end
+        end
+        return #KEYS
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._set_all = self._write_client.register_script(self._SET_ALL)
+
+    def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
+        if not mapping:
+            return []
+        prefix = self._get_prefix()
+        dumps = self.serializer.dumps
+        self._set_all(keys=[prefix + key for key in mapping],
+                      args=[self._normalize_timeout(timeout), *map(dumps, mapping.values())])
+        return list(mapping)
 
 
 class CircuitBreaker:
@@ -376,7 +413,7 @@ def init_cache(app: Flask, settings: Settings, metrics: CacheMetrics) -> Respons
     if not settings.redis_url:
         return None
     cache = Cache(app, config={
-        "CACHE_TYPE": "RedisCache",
+        "CACHE_TYPE": f"{ScriptedRedisCache.__module__}.{ScriptedRedisCache.__name__}",
         "CACHE_REDIS_URL": settings.redis_url,
         "CACHE_KEY_PREFIX": f"{settings.cache_prefix}:",
         "CACHE_DEFAULT_TIMEOUT": settings.cache_ttl_seconds,
