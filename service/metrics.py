@@ -2,7 +2,9 @@
 
 Under Gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before Python starts and every
 worker writes its samples there; ``/metrics`` on a replica sums all of its workers.
-Without it (tests, ``flask run``) the same series live in this process.
+Without it (tests, ``flask run``) the same series live in this process. Either way a
+worker's updates are gathered and written in bulk, at most ``_MAX_PENDING_SECONDS``
+late and before the worker serves a scrape (``service/metrics_buffer.py``).
 
 Every label has a small fixed set of values: model names, labels from the model's
 label set, cache results. Input text and raw paths never become labels.
@@ -10,6 +12,7 @@ label set, cache results. Input text and raw paths never become labels.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -19,15 +22,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
+from service.metrics_buffer import MetricBuffer
 from service.models.base import Model, Prediction
 from service.request_log import QUIET_PATHS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
 # Series looked up by label values once and then kept (``labels()`` takes a lock and
 # checks its arguments: 1.2 us a call in a tight loop under gevent; a cached prediction
 # made five such calls). Enough for every route, status, model, label and cache result
 # this app has; odd methods beyond it are still counted.
 _KEPT_SERIES = 512
+
+# How late a worker's updates may reach its samples file (service/metrics_buffer.py).
+_MAX_PENDING_SECONDS = 1.0
 
 # Model calls take from ~0.1 ms (one cached-size iris batch) to ~100 ms (a big text batch).
 _INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -62,11 +70,11 @@ class Metrics(NullMetrics):
         # per-request series it would record are recorded below instead, under its names
         # and labels: its hooks cost ~35 us of a cached prediction's ~290 us in one
         # worker (a regex per excluded path, labels looked up by keyword, markers set on
-        # the request). All of this app's metrics now cost ~30 us of that prediction
-        # (metrics on against off), ~65 us before.
+        # the request).
         exporter = (GunicornInternalPrometheusMetrics if MULTIPROC_ENV in os.environ
                     else PrometheusMetrics)
-        self.exporter = exporter(app, registry=registry, export_defaults=False)
+        self.exporter = exporter(app, path=METRICS_PATH, registry=registry,
+                                 export_defaults=False)
         self.request_seconds = Histogram(
             "flask_http_request_duration_seconds",
             "Seconds from a request's first hook to its response",
@@ -108,30 +116,37 @@ class Metrics(NullMetrics):
         self.rejected_requests = Counter(
             "batch_rejected", "Requests shed with 503 because a batch queue was full",
             ["model"], registry=registry)
+        # Updates are gathered and written in bulk, at most a second late, and before this
+        # worker serves a scrape (service/metrics_buffer.py).
+        self._buffer = MetricBuffer(max_age_seconds=_MAX_PENDING_SECONDS)
+        self._buffer.start_flusher()
+        _flush_before(app, METRICS_PATH, self._buffer)
         # registered first (create_app): the gauge and the clock see every later hook
         app.before_request(self._request_started)
         app.after_request(self._request_answered)
         app.teardown_request(self._request_ended)
 
     def _request_started(self) -> None:
-        self.in_flight.inc()
-        g.metrics_started = time.perf_counter()
+        ctx = g._get_current_object()  # one proxy lookup
+        ctx.metrics_started = time.perf_counter()
+        self._buffer.inc(self.in_flight, 1)
 
     def _request_answered(self, response: Response) -> Response:
-        started = g.get("metrics_started")
+        started = g._get_current_object().get("metrics_started")
         req = request._get_current_object()  # one proxy lookup for three reads
         if started is None or req.path in QUIET_PATHS:
             return response
         method, status = req.method, response.status_code
-        self._series(self.request_seconds, method, req.endpoint, status).observe(
-            time.perf_counter() - started)
-        self._series(self.requests, method, status).inc()
+        self._buffer.observe(self._series(self.request_seconds, method, req.endpoint, status),
+                             time.perf_counter() - started)
+        self._buffer.inc(self._series(self.requests, method, status))
         return response
 
     def _request_ended(self, exc: BaseException | None) -> None:
-        self.in_flight.dec()
+        self._buffer.inc(self.in_flight, -1)
         if exc is not None and request.path not in QUIET_PATHS:
             self.request_exceptions.labels(request.method, 500).inc()
+        self._buffer.flush_if_stale()
 
     def _series(self, metric: Any, *values: Any) -> Any:
         key = (metric, values)
@@ -148,17 +163,17 @@ class Metrics(NullMetrics):
 
     def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None:
         if count:
-            self._series(self.cache_lookups, model, result, tier).inc(count)
+            self._buffer.inc(self._series(self.cache_lookups, model, result, tier), count)
 
     def cache_write_dropped(self, count: int) -> None:
         self.cache_writes_dropped.inc(count)
 
     def batch(self, model: Model, size: int, seconds: float) -> None:
-        self._series(self.batch_size, model.name).observe(size)
-        self._series(self.inference_seconds, model.name).observe(seconds)
+        self._buffer.observe(self._series(self.batch_size, model.name), size)
+        self._buffer.observe(self._series(self.inference_seconds, model.name), seconds)
 
     def waited(self, model: Model, seconds: float) -> None:
-        self._series(self.queue_wait, model.name).observe(seconds)
+        self._buffer.observe(self._series(self.queue_wait, model.name), seconds)
 
     def rejected(self, model: Model) -> None:
         self.rejected_requests.labels(model.name).inc()
@@ -168,4 +183,20 @@ class Metrics(NullMetrics):
         for prediction in predictions:
             counts[prediction.label] = counts.get(prediction.label, 0) + 1
         for label, count in counts.items():
-            self._series(self.predictions, model.name, label).inc(count)
+            self._buffer.inc(self._series(self.predictions, model.name, label), count)
+
+
+def _flush_before(app: Flask, path: str, buffer: MetricBuffer) -> None:
+    """Make the scrape route write this worker's pending updates before it reads them."""
+    endpoint = next((rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == path),
+                    None)
+    if endpoint is None:
+        raise RuntimeError(f"no metrics route at {path}")
+    view = app.view_functions[endpoint]
+
+    @functools.wraps(view)
+    def scrape(*args: Any, **kwargs: Any) -> Any:
+        buffer.flush()
+        return view(*args, **kwargs)
+
+    app.view_functions[endpoint] = scrape

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.train import main as train_main
 from tests.support.cached import wait_cached
-from tests.support.procs import free_port, redis_server, running
+from tests.support.procs import free_port, redis_server, running, wait_until
 
 IRIS = "/v1/models/iris/predict"
 
@@ -115,7 +115,9 @@ def test_metrics_add_up_exactly_across_both_workers(start_replica, redis_url, wo
         # each flower twice: once a miss, once a hit (on either worker, once written)
         list(pool.map(lambda f: answered(url, [f], redis_url), flowers))
         list(pool.map(lambda f: predict(url, [f]), flowers))
-    assert metric(url, "flask_http_request_total") == n
+    # a scrape shows its own worker's updates at once and the other's within a second
+    wait_until(lambda: metric(url, "flask_http_request_total") == n, timeout=5,
+               what=f"{n} requests counted")
     assert metric(url, "flask_http_request_total", method="POST", status="200") == n
     hits = metric(url, "cache_lookups_total", model="iris", result="hit")
     misses = metric(url, "cache_lookups_total", model="iris", result="miss")
