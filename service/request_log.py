@@ -125,7 +125,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        sent = request.environ.get(_REQUEST_ID_ENVIRON, "")
+        sent = request._get_current_object().environ.get(_REQUEST_ID_ENVIRON, "")
         ctx = g._get_current_object()
         ctx.request_id = sent if _VALID_ID.match(sent) else uuid.uuid4().hex
         ctx.started = time.perf_counter()

@@ -25,10 +25,10 @@ def _registry() -> Registry:
     return current_app.extensions["infer"].registry
 
 
-def lookup(name: str, version: str | None = None) -> Model:
-    """The model, or a 404 in the error shape."""
+def lookup(name: str, version: str | None = None, registry: Registry | None = None) -> Model:
+    """The model, or a 404 in the error shape (from the app's registry unless given)."""
     try:
-        return _registry().get(name, version)
+        return (_registry() if registry is None else registry).get(name, version)
     except UnknownModel as exc:
         raise NotFound(str(exc)) from None
 
