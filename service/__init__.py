@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # Routes that never need an API key: probes and the metrics scrape.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # How long a stopping worker waits for its pending cache writes. Not a setting: a
-# healthy Redis takes one pipelined write (milliseconds); one that needs longer is
+# healthy Redis takes one batched write (milliseconds); one that needs longer is
 # failing, and a cache may lose answers. It only has to stay well inside the
 # graceful_timeout (20 s by default) during which the master lets a worker finish.
 CLOSE_FLUSH_SECONDS = 2.0

@@ -17,9 +17,9 @@ trip for hot inputs. A worker's own answers and its Redis hits both land there.
 Reads that miss the local tier are merged (``ReadCoalescer``): requests that need
 Redis while a read is in flight wait for it to return, then share the next MGET, so
 a worker sends one read per round trip, not one per request. Writes leave the
-request path (``WriteBehind``): the answers of one batch reach Redis in one pipelined
-call just after their responses, so another replica sees them a moment later, not
-before the client does.
+request path (``WriteBehind``): the answers of one batch reach Redis in one script
+call (``ScriptedRedisCache``) just after their responses, so another replica sees
+them a moment later, not before the client does.
 
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
@@ -259,7 +259,7 @@ class WriteBehind:
 
     ``put`` hands entries over and returns at once; one loop per worker process (a
     greenlet under gevent, a thread in tests) writes everything pending in a single
-    pipelined call. The requests answered by one batch then cost one round trip, and
+    call. The requests answered by one batch then cost one round trip, and
     none of them waits for it. Another replica sees a new answer a moment (one loop
     turn) after this one has sent it. At most ``max_pending`` entries wait; beyond
     that new ones are dropped, which a cache may do.
@@ -376,7 +376,7 @@ class ResponseCache:
         return values
 
     def _write(self, mapping: dict[str, Any]) -> None:
-        """One pipelined Redis write of everything pending (the writer's loop calls it)."""
+        """One Redis write (one script call) of everything pending (the writer's loop calls it)."""
         if not self._breaker.allow():
             return
         try:
