@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import jsonify, redirect, request
 from flask_cors import CORS
@@ -56,11 +56,14 @@ class AppState:
     inference: Inference
     cache: ResponseCache | None = None
     repeats: RepeatTier | None = None
+    metrics: NullMetrics = field(default_factory=NullMetrics)
     draining: bool = False
 
     def close(self, timeout: float = CLOSE_FLUSH_SECONDS) -> bool:
-        """Before the worker exits: let pending cache writes reach Redis, for at most
-        ``timeout`` seconds. False when some were still pending (they are lost)."""
+        """Before the worker exits: write its gathered metric updates, and let pending
+        cache writes reach Redis for at most ``timeout`` seconds. False when some cache
+        writes were still pending (they are lost)."""
+        self.metrics.flush()
         if self.cache is None or self.cache.flush(0):
             return True  # nothing pending
         log.info("worker stopping: waiting up to %.1f s for pending cache writes", timeout)
@@ -126,7 +129,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     repeats = None
     if cache is not None and settings.cache_repeat_entries:
         repeats = RepeatTier(settings.cache_repeat_entries, settings.local_ttl_seconds, metrics)
-    app.extensions["infer"] = AppState(settings, registry, inference, cache, repeats)
+    app.extensions["infer"] = AppState(settings, registry, inference, cache, repeats, metrics)
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))

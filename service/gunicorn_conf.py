@@ -151,7 +151,8 @@ def post_request(worker, req, environ, resp):
 
 
 def worker_exit(server, worker):
-    """Pending cache writes get a short, bounded chance to reach Redis (AppState.close).
+    """Gathered metric updates are written, and pending cache writes get a short,
+    bounded chance to reach Redis (AppState.close).
 
     Gunicorn calls this in the worker process, in the ``finally`` around the worker's run
     loop (``Arbiter.spawn_worker``): the gevent hub still runs, so the cache's writer

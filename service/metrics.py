@@ -48,6 +48,8 @@ class NullMetrics:
 
     def loaded(self, models: list[Model]) -> None: ...
 
+    def flush(self) -> None: ...
+
     def cache_lookup(self, model: str, result: str, tier: str, count: int) -> None: ...
 
     def cache_write_dropped(self, count: int) -> None: ...
@@ -147,6 +149,10 @@ class Metrics(NullMetrics):
         if exc is not None and request.path not in QUIET_PATHS:
             self.request_exceptions.labels(request.method, 500).inc()
         self._buffer.flush_if_stale()
+
+    def flush(self) -> None:
+        """Write the gathered updates now (a stopping worker calls it: AppState.close)."""
+        self._buffer.flush()
 
     def _series(self, metric: Any, *values: Any) -> Any:
         key = (metric, values)

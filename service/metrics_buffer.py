@@ -10,8 +10,9 @@ update. A histogram's observations are counted into its buckets as ``observe`` w
 A flusher thread (a greenlet under gevent) writes them every ``max_age_seconds``, and
 ``Metrics`` flushes its worker's buffer before serving a scrape, so a scrape shows
 everything its own worker has answered and the other workers' answers at most that
-late. Nothing is dropped: the deques are thread-safe, and a flush takes only what it
-pops.
+late. A stopping worker flushes last (``AppState.close``). Nothing is dropped but by a
+worker killed outright (its last second): the deques are thread-safe, and a flush takes
+only what it pops.
 """
 
 from __future__ import annotations

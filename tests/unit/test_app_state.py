@@ -70,3 +70,20 @@ def test_closing_with_nothing_pending_or_no_cache_succeeds_without_a_word(caplog
         assert state(idle).close(timeout=10) is True
         assert state(None).close(timeout=10) is True
     assert "pending" not in caplog.text
+
+
+class CountingMetrics:
+    def __init__(self):
+        self.flushes = 0
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_closing_writes_the_gathered_metric_updates_with_or_without_a_cache():
+    for cache in (None, ResponseCache(SlowRedis(SlowWrites()), CircuitBreaker(3, 5), 60)):
+        metrics = CountingMetrics()
+        app_state = AppState(Settings(), Registry({}, {}), Inference(cache), cache,
+                             metrics=metrics)
+        assert app_state.close(timeout=1)
+        assert metrics.flushes == 1
