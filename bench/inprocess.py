@@ -81,6 +81,7 @@ def main(argv: list[str]) -> None:
         pool.spawn(answer, app, number, *request)
     pool.join(raise_error=True)
     count.bench_count_stop()
+    app.extensions["infer"].close()  # as Gunicorn's worker_exit: queued request lines too
 
 
 if __name__ == "__main__":

@@ -57,12 +57,15 @@ class AppState:
     cache: ResponseCache | None = None
     repeats: RepeatTier | None = None
     metrics: NullMetrics = field(default_factory=NullMetrics)
+    request_lines: request_log.RequestLines | None = None
     draining: bool = False
 
     def close(self, timeout: float = CLOSE_FLUSH_SECONDS) -> bool:
-        """Before the worker exits: write its gathered metric updates, and let pending
-        cache writes reach Redis for at most ``timeout`` seconds. False when some cache
-        writes were still pending (they are lost)."""
+        """Before the worker exits: write its queued request lines and gathered metric
+        updates, and let pending cache writes reach Redis for at most ``timeout``
+        seconds. False when some cache writes were still pending (they are lost)."""
+        if self.request_lines is not None:
+            self.request_lines.flush()
         self.metrics.flush()
         if self.cache is None or self.cache.flush(0):
             return True  # nothing pending
@@ -122,14 +125,15 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     # metrics first: its in-flight gauge must count every request the later hooks see
     metrics = Metrics(app) if settings.metrics_enabled else NullMetrics()
     metrics.loaded(registry.all())
-    request_log.init_app(app)
+    request_lines = request_log.init_app(app)
     cache = init_cache(app, settings, metrics)
     batcher = MicroBatcher(settings.batch_for, metrics)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
     repeats = None
     if cache is not None and settings.cache_repeat_entries:
         repeats = RepeatTier(settings.cache_repeat_entries, settings.local_ttl_seconds, metrics)
-    app.extensions["infer"] = AppState(settings, registry, inference, cache, repeats, metrics)
+    app.extensions["infer"] = AppState(settings, registry, inference, cache, repeats, metrics,
+                                       request_lines)
 
     register_error_handlers(app)
     app.before_request(_check_api_key(settings))

@@ -17,16 +17,13 @@ only what it pops.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-import weakref
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+from service.flushing import drain, start_flusher
 
 
 class MetricBuffer:
@@ -56,21 +53,20 @@ class MetricBuffer:
 
     def start_flusher(self) -> None:
         """Flush every ``max_age_seconds`` from a daemon thread, until this buffer is gone."""
-        threading.Thread(target=_flush_forever, args=(weakref.ref(self), self.max_age_seconds),
-                         name="metrics-flusher", daemon=True).start()
+        start_flusher(self, self.max_age_seconds, "metrics-flusher")
 
     def flush(self) -> None:
         """Write every pending update to its series."""
         self._flushed_at = self._clock()
         sums: dict[Any, float] = {}
-        for series, amount in _drain(self._increments):
+        for series, amount in drain(self._increments):
             sums[series] = sums.get(series, 0.0) + amount
         for series, amount in sums.items():
             if amount:
                 series.inc(amount)
         # histogram -> (sum of values, count per bucket index)
         observed: dict[Any, tuple[float, dict[int, int]]] = {}
-        for series, value in _drain(self._observations):
+        for series, value in drain(self._observations):
             total, buckets = observed.get(series, (0.0, {}))
             # the first bucket whose upper bound holds the value, as ``observe`` picks it
             index = bisect_left(series._upper_bounds, value)
@@ -81,25 +77,3 @@ class MetricBuffer:
             for index, count in buckets.items():
                 series._buckets[index].inc(count)
 
-
-def _flush_forever(buffer_ref: weakref.ref, interval: float) -> None:
-    while True:
-        time.sleep(interval)
-        buffer = buffer_ref()
-        if buffer is None:  # its app is gone
-            return
-        try:
-            buffer.flush()
-        except Exception:  # the loop must outlive any one flush
-            log.exception("writing metrics failed")
-        del buffer
-
-
-def _drain(pending: deque) -> list:
-    """Pop everything queued now; what other threads append meanwhile stays queued."""
-    taken = []
-    try:
-        while True:
-            taken.append(pending.popleft())
-    except IndexError:
-        return taken

@@ -76,13 +76,17 @@ def test_a_repeated_request_is_answered_from_memory_with_the_same_answer(build):
 
 def test_a_hit_is_logged_like_any_cached_answer(build, caplog):
     client, _ = build()
+    request_lines = client.application.extensions["infer"].request_lines
     body = json.dumps({"instances": ["what a lovely day"]})
     seen_twice(client, SENTIMENT, body)
+    request_lines.flush()  # the lines of the requests before
     caplog.clear()
     with caplog.at_level("INFO", logger="service.request"):
         assert post(client, SENTIMENT, body).headers["X-Cache"] == "hit"
-    (record,) = [r for r in caplog.records if r.name == "service.request"]
-    assert {k: record.fields[k] for k in ("status", "model", "instances", "cache")} == {
+        request_lines.flush()
+    (line,) = [json.loads(line) for record in caplog.records
+               if record.name == "service.request" for line in record.lines]
+    assert {k: line[k] for k in ("status", "model", "instances", "cache")} == {
         "status": 200, "model": "sentiment", "instances": 1, "cache": "hit"}
 
 

@@ -242,8 +242,13 @@ def test_with_a_log_file_request_lines_go_there_and_only_warnings_reach_stdout(s
         return [json.loads(line) for line in path.read_text().splitlines()
                 if line.startswith("{")]
 
+    def logged() -> list[dict]:
+        return [line for line in lines(log_file) if line.get("request_id") == "to-the-file-1"]
+
+    # request lines are written together, at most a second late (RequestLines)
+    wait_until(logged, timeout=5, what="the request's line in the file")
     in_file = lines(log_file)
-    requests_logged = [line for line in in_file if line.get("request_id") == "to-the-file-1"]
+    requests_logged = logged()
     assert len(requests_logged) == 1, in_file[-5:]
     assert requests_logged[0]["cache"] == "miss" and requests_logged[0]["status"] == 200
     assert any("Booting worker" in line["msg"] for line in in_file), "Gunicorn's own lines too"

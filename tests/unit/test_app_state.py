@@ -1,7 +1,9 @@
-"""What a worker's app state does when the worker stops: pending cache writes first."""
+"""What a worker's app state does when the worker stops: request lines and metric updates
+written, pending cache writes given their chance."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -10,6 +12,7 @@ from service.cache import CircuitBreaker, ResponseCache
 from service.inference import Inference
 from service.models.base import Prediction
 from service.models.registry import Registry
+from service.request_log import RequestLines
 from service.settings import Settings
 from tests.support.doubles import SlowWrites
 from tests.support.procs import wait_until
@@ -87,3 +90,14 @@ def test_closing_writes_the_gathered_metric_updates_with_or_without_a_cache():
                              metrics=metrics)
         assert app_state.close(timeout=1)
         assert metrics.flushes == 1
+
+
+def test_closing_writes_the_queued_request_lines_first(caplog):
+    log = logging.getLogger("test.app_state.lines")
+    lines = RequestLines(log, max_age_seconds=3600)
+    lines.add({"request_id": "last-one", "status": 200})
+    app_state = AppState(Settings(), Registry({}, {}), Inference(None), request_lines=lines)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        assert app_state.close(timeout=1)
+    (record,) = caplog.records
+    assert [json.loads(line)["request_id"] for line in record.lines] == ["last-one"]

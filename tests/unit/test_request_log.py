@@ -1,6 +1,7 @@
 """The replica's log file: one JSON line per record, on disk at once; a file rotated away
 is followed by a new one at the same path within the handler's check interval, and no
-line is lost meanwhile."""
+line is lost meanwhile. Request lines are queued and reach it together, at most a
+second late, still one JSON object a line."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from service.request_log import JsonFormatter, LineFileHandler, logging_config
+from service.request_log import JsonFormatter, LineFileHandler, RequestLines, logging_config
+from tests.support.procs import wait_until
 
 
 @pytest.fixture
@@ -110,3 +112,86 @@ def test_a_line_keeps_every_value_and_reaches_the_file_when_orjson_refuses_it(fi
     assert {key: first[key] for key in fields} == {**fields, "path": "/x"}  # str() of others
     assert (refused["text"], refused["big"]) == ("\ud800", 2**70)
     assert two_lines["text"] == "two\nlines"
+
+
+class Clock:
+    def __init__(self, now: float = 1700000000.25):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def request_lines(file_log):
+    """``RequestLines`` on the file logger, with a clock the test moves."""
+    log, path = file_log
+    clock = Clock()
+    return RequestLines(log, max_age_seconds=1.0, max_lines=3, clock=clock), clock, path
+
+
+def test_request_lines_wait_then_reach_the_file_together_as_one_line_each(request_lines):
+    lines_, clock, path = request_lines
+    lines_.add({"request_id": "a", "status": 200, "route": "/v1/ü"})
+    clock.now += 0.5
+    lines_.add({"request_id": "b", "status": 422})
+    assert lines(path) == [], "queued, not written yet"
+    lines_.flush()
+    first, second = lines(path)
+    assert first == {"ts": "2023-11-14T22:13:20.250Z", "level": "info",
+                     "logger": lines_._logger.name, "msg": "request",
+                     "request_id": "a", "status": 200, "route": "/v1/ü"}
+    assert (second["ts"], second["request_id"], second["status"]) == (
+        "2023-11-14T22:13:20.750Z", "b", 422)
+    lines_.flush()
+    assert len(lines(path)) == 2, "nothing is written twice"
+
+
+def test_a_line_that_finds_the_last_flush_old_or_the_queue_full_flushes(request_lines):
+    lines_, clock, path = request_lines
+    lines_.add({"n": 1})
+    clock.now += 1.0  # max_age_seconds since the last flush
+    lines_.add({"n": 2})
+    assert [e["n"] for e in lines(path)] == [1, 2]
+    for n in (3, 4):
+        lines_.add({"n": n})
+    assert len(lines(path)) == 2
+    lines_.add({"n": 5})  # the third queued line: max_lines
+    assert [e["n"] for e in lines(path)] == [1, 2, 3, 4, 5]
+
+
+def test_the_flusher_writes_the_lines_of_an_idle_worker(file_log):
+    log, path = file_log
+    lines_ = RequestLines(log, max_age_seconds=0.05)
+    lines_.start_flusher()
+    lines_.add({"request_id": "idle"})
+    wait_until(lambda: lines(path), timeout=5, what="the flusher to write the line")
+    assert [e["request_id"] for e in lines(path)] == ["idle"]
+
+
+def test_a_request_line_keeps_what_orjson_refuses(request_lines):
+    lines_, _, path = request_lines
+    lines_.add({"text": "\ud800", "big": 2**70, "path": Path("/x")})
+    lines_.flush()
+    (line,) = lines(path)
+    assert (line["text"], line["big"], line["path"]) == ("\ud800", 2**70, "/x")
+
+
+def test_request_lines_are_dropped_by_a_handler_for_warnings_only(tmp_path):
+    log = logging.getLogger(f"test.request_log.warn.{tmp_path.name}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    path = tmp_path / "warnings.log"
+    handler = LineFileHandler(str(path), encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.WARNING)
+    log.addHandler(handler)
+    try:
+        lines_ = RequestLines(log)
+        lines_.add({"request_id": "quiet"})
+        lines_.flush()
+        log.warning("loud")
+        assert [e["msg"] for e in lines(path)] == ["loud"]
+    finally:
+        log.removeHandler(handler)
+        handler.close()
