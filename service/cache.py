@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -170,10 +170,10 @@ class LocalTier(Generic[_Value]):
         self._entries = entries
         self._ttl = ttl_seconds
         self._clock = clock
-        self._items: OrderedDict[str, tuple[float, _Value]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[float, _Value]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> _Value | None:
+    def get(self, key: Hashable) -> _Value | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -184,7 +184,7 @@ class LocalTier(Generic[_Value]):
             self._items.move_to_end(key)
             return item[1]
 
-    def put(self, key: str, value: _Value) -> None:
+    def put(self, key: Hashable, value: _Value) -> None:
         if not self._entries:
             return
         with self._lock:
