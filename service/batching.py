@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from service.errors import Overloaded
+from service.locks import section_lock
 from service.models.base import Model, Prediction
 from service.settings import BatchSettings
 
@@ -62,7 +63,7 @@ class _Lane:
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self.waiting = 0  # instances queued, not yet taken by the loop
         self.carry: _Job | None = None  # a job too big for the last batch: it opens the next
-        self.lock = threading.Lock()
+        self.lock = section_lock()  # counts, a buffered metric; raising is no switch
         self.pid = os.getpid()
         threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True).start()
 

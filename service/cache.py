@@ -46,6 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from service.locks import section_lock
 from service.models.base import Model, Prediction
 from service.settings import Settings
 
@@ -171,7 +172,7 @@ class LocalTier(Generic[_Value]):
         self._ttl = ttl_seconds
         self._clock = clock
         self._items: OrderedDict[Hashable, tuple[float, _Value]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = section_lock()  # around dict operations and a clock read
 
     def get(self, key: Hashable) -> _Value | None:
         with self._lock:
@@ -219,7 +220,7 @@ class ReadCoalescer:
         self._read = read
         self._queue: list[_Read] = []
         self._busy = False
-        self._lock = threading.Lock()
+        self._lock = section_lock()  # list and flag updates; Event.set schedules, never switches
 
     def get(self, keys: Sequence[str]) -> list[Any] | None:
         me = _Read(keys)
@@ -271,7 +272,7 @@ class WriteBehind:
         self._max_pending = max_pending
         self._on_drop = on_drop
         self._pending: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = section_lock()  # dict updates, Event.set/clear
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -284,9 +285,10 @@ class WriteBehind:
                 return
             self._pending.update(mapping)
             self._idle.clear()
-            if self._pid != os.getpid():  # first use in this (forked) process
-                self._pid = os.getpid()
-                threading.Thread(target=self._loop, name="cache-writer", daemon=True).start()
+            pid = os.getpid()
+            first, self._pid = self._pid != pid, pid  # first use in this (forked) process
+        if first:  # outside the lock: start() waits for the thread, a greenlet switch
+            threading.Thread(target=self._loop, name="cache-writer", daemon=True).start()
         self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
