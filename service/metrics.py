@@ -147,7 +147,7 @@ class Metrics(NullMetrics):
     def _request_ended(self, exc: BaseException | None) -> None:
         self._buffer.inc(self.in_flight, -1)
         if exc is not None and request.path not in QUIET_PATHS:
-            self.request_exceptions.labels(request.method, 500).inc()
+            self._buffer.inc(self._series(self.request_exceptions, request.method, 500))
         self._buffer.flush_if_stale()
 
     def flush(self) -> None:
@@ -172,7 +172,7 @@ class Metrics(NullMetrics):
             self._buffer.inc(self._series(self.cache_lookups, model, result, tier), count)
 
     def cache_write_dropped(self, count: int) -> None:
-        self.cache_writes_dropped.inc(count)
+        self._buffer.inc(self.cache_writes_dropped, count)
 
     def batch(self, model: Model, size: int, seconds: float) -> None:
         self._buffer.observe(self._series(self.batch_size, model.name), size)
@@ -182,7 +182,7 @@ class Metrics(NullMetrics):
         self._buffer.observe(self._series(self.queue_wait, model.name), seconds)
 
     def rejected(self, model: Model) -> None:
-        self.rejected_requests.labels(model.name).inc()
+        self._buffer.inc(self._series(self.rejected_requests, model.name))
 
     def answered(self, model: Model, predictions: list[Prediction]) -> None:
         counts: dict[str, int] = {}

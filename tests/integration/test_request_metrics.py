@@ -72,3 +72,13 @@ def test_an_unrouted_method_is_counted_with_its_status(client, method):
     assert client.open("/v1/models/iris/predict", method=method).status_code == 405
     assert samples(client, "flask_http_request_total") == {
         (("method", method), ("status", "405")): 1}
+
+
+def test_shed_requests_and_dropped_cache_writes_reach_the_scrape(client):
+    """Both go through the worker's buffer like every other update: they are counted
+    inside a section lock, where nothing may touch the samples file (service/locks.py)."""
+    state = client.application.extensions["infer"]
+    state.metrics.rejected(state.registry.get("iris", None))
+    state.metrics.cache_write_dropped(3)
+    assert samples(client, "batch_rejected_total") == {(("model", "iris"),): 1}
+    assert samples(client, "cache_writes_dropped_total") == {(): 3}
