@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.support.cached import wait_cached
-from tests.support.procs import wait_until
+from tests.support.procs import settled, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,9 @@ def test_prometheus_sees_both_replicas_up_and_counts_exactly_the_requests_sent(f
 
     def settled_total() -> float:
         """Prometheus's total once it has scraped what the replicas count now."""
-        live = sum(replica_request_total(url) for url in stack.replica_urls)
+        # a replica's scrape shows its other worker's updates up to a second late
+        live = settled(lambda: sum(replica_request_total(url) for url in stack.replica_urls),
+                       what="the replicas' request totals")
         wait_until(
             lambda: prometheus_request_total(stack) == live,
             15,

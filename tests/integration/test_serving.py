@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.train import main as train_main
 from tests.support.cached import wait_cached
-from tests.support.procs import free_port, redis_server, running, wait_until
+from tests.support.procs import free_port, redis_server, running, settled, wait_until
 
 IRIS = "/v1/models/iris/predict"
 
@@ -75,13 +75,18 @@ def test_a_replica_learns_from_redis_once_per_worker_then_answers_from_memory(pa
     first, second = pair
     flower = unique_flower()
     answered(first, [flower], redis_url)
-    before = {tier: metric(second, "cache_lookups_total", model="iris", result="hit", tier=tier)
-              for tier in ("local", "redis")}
+
+    def hits() -> tuple[float, float]:
+        return tuple(metric(second, "cache_lookups_total", model="iris", result="hit",
+                            tier=tier) for tier in ("local", "redis"))
+
+    # each scrape shows the other worker's updates up to a second late: read settled ones
+    before = settled(hits, what="the replica's hit counts")
     session = requests.Session()
     for _ in range(8):
         assert predict(second, [flower], session).headers["X-Cache"] == "hit"
-    local, from_redis = (metric(second, "cache_lookups_total", model="iris", result="hit",
-                                tier=tier) - before[tier] for tier in ("local", "redis"))
+    after = settled(hits, what="the hit counts")
+    local, from_redis = after[0] - before[0], after[1] - before[1]
     # the replica has two workers: each asks Redis at most once, then keeps the answer
     assert 1 <= from_redis <= 2 and local == 8 - from_redis, (local, from_redis)
 

@@ -79,6 +79,24 @@ class ProcessExited(RuntimeError):
     """A server died while we waited for it: no point waiting out the timeout."""
 
 
+def settled(read, quiet: float = 1.5, timeout: float = 15.0, what: str = "a value"):
+    """``read()`` once it has returned the same value for ``quiet`` seconds.
+
+    For figures that arrive late: a replica's scrape shows its other workers' metric
+    updates up to a second after the requests (service/metrics_buffer.py).
+    """
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return value
+    raise TimeoutError(f"{what} did not settle in {timeout} s: last {value!r}")
+
+
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
     """Poll ``check`` until it returns a truthy value, or raise TimeoutError.
 
