@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from service.models import sentiment
+from service.train import _blas_can_be_pinned
 from service.train import main as train_main
 
 
@@ -61,6 +62,23 @@ def test_training_gives_identical_artifacts_across_processes(small_corpus, tmp_p
             check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
     first, second = _artifact_hashes(tmp_path / "a"), _artifact_hashes(tmp_path / "b")
     assert len(first) == 2
+    assert first == second
+
+
+@pytest.mark.skipif(not _blas_can_be_pinned(), reason="OpenBLAS's kernels are pinned on "
+                    "x86-64 with AVX2 only")
+def test_training_gives_identical_artifacts_whichever_kernels_openblas_would_pick(
+        small_corpus, tmp_path):
+    """The small corpus trains to other coefficients with OpenBLAS's AVX and SSE kernels
+    (measured); the command pins one set, so a version names the same bytes anywhere."""
+    for run, kernels, threads in (("a", "Sandybridge", "2"), ("b", "Nehalem", "1")):
+        subprocess.run(
+            [sys.executable, "-m", "service.train", "--model", "sentiment", "--models-dir",
+             str(tmp_path / run), "--corpus", str(small_corpus), "--seed", "3"],
+            check=True, capture_output=True,
+            env={**os.environ, "OPENBLAS_CORETYPE": kernels, "OPENBLAS_NUM_THREADS": threads})
+    first, second = _artifact_hashes(tmp_path / "a"), _artifact_hashes(tmp_path / "b")
+    assert len(first) == 1
     assert first == second
 
 
