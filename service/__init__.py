@@ -30,7 +30,7 @@ from service.errors import (
     error_body,
     register_error_handlers,
 )
-from service.inference import Inference
+from service.inference import Inference, Resolver
 from service.json_provider import OrjsonProvider
 from service.metrics import Metrics, NullMetrics
 from service.models.registry import Registry
@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     metrics.loaded(registry.all())
     request_lines = request_log.init_app(app)
     cache = init_cache(app, settings, metrics)
-    batcher = MicroBatcher(settings.batch_for, metrics)
+    # misses of a worker's local tier, gathered per model: one Redis read, one model call
+    batcher = MicroBatcher(settings.batch_for, metrics, work=Resolver(cache, metrics))
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
     repeats = None
     if cache is not None and settings.cache_repeat_entries:

@@ -14,12 +14,12 @@ In front of Redis each worker keeps a small LRU of recent answers (the local tie
 model version), so a local copy cannot be stale; the tier only saves the network round
 trip for hot inputs. A worker's own answers and its Redis hits both land there.
 
-Reads that miss the local tier are merged (``ReadCoalescer``): requests that need
-Redis while a read is in flight wait for it to return, then share the next MGET, so
-a worker sends one read per round trip, not one per request. Writes leave the
-request path (``WriteBehind``): the answers of one batch reach Redis in one script
-call (``ScriptedRedisCache``) just after their responses, so another replica sees
-them a moment later, not before the client does.
+Keys the local tier lacks are read from Redis a batch at a time: the micro-batcher
+gathers them from concurrent requests and its resolver (``service/inference.py``)
+calls ``read`` once for the batch, one MGET. Writes leave the request path
+(``WriteBehind``): the answers of one batch reach Redis in one script call
+(``ScriptedRedisCache``) just after their responses, so another replica sees them a
+moment later, not before the client does.
 
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
@@ -195,66 +195,6 @@ class LocalTier(Generic[_Value]):
                 self._items.popitem(last=False)
 
 
-class _Read:
-    """One caller's keys in a coalesced read, and what it got back."""
-
-    __slots__ = ("keys", "leads", "ready", "values")
-
-    def __init__(self, keys: Sequence[str]):
-        self.keys = keys
-        self.ready = threading.Event()
-        self.leads = False
-        self.values: list[Any] | None = None
-
-
-class ReadCoalescer:
-    """Concurrent Redis reads of one worker, merged into one call per round trip.
-
-    The first caller reads at once. Callers that arrive while a read is in flight
-    queue up; when it returns, the first of them reads the keys of all of them in one
-    call and hands each its own slice. ``read`` returns None when the read failed
-    (it deals with the error itself), and every caller of that read gets None.
-    """
-
-    def __init__(self, read: Callable[[list[str]], list[Any] | None]):
-        self._read = read
-        self._queue: list[_Read] = []
-        self._busy = False
-        self._lock = section_lock()  # list and flag updates; Event.set schedules, never switches
-
-    def get(self, keys: Sequence[str]) -> list[Any] | None:
-        me = _Read(keys)
-        with self._lock:
-            self._queue.append(me)
-            me.leads = not self._busy
-            self._busy = True
-        if not me.leads:
-            me.ready.wait()  # answered, or made the leader of the next read
-        if me.leads:
-            self._lead()
-        return me.values
-
-    def _lead(self) -> None:
-        with self._lock:
-            group, self._queue = self._queue, []
-        values: list[Any] | None = None
-        try:
-            values = self._read([key for read in group for key in read.keys])
-        finally:
-            offset = 0
-            for read in group:
-                if values is not None:
-                    read.values = values[offset:offset + len(read.keys)]
-                    offset += len(read.keys)
-                read.ready.set()
-            with self._lock:
-                if self._queue:
-                    self._queue[0].leads = True
-                    self._queue[0].ready.set()
-                else:
-                    self._busy = False
-
-
 class WriteBehind:
     """Redis writes of one worker, coalesced and off the request path.
 
@@ -314,9 +254,10 @@ class WriteBehind:
 class ResponseCache:
     """Per-instance prediction cache: the worker's local tier, then Redis (Flask-Caching).
 
-    Callers compute the keys once (``keys``) and pass them to ``get_many`` and
-    ``set_many``. Lookups are counted per instance and tier: ``hit`` on ``local`` or
-    ``redis``; ``miss`` and ``error`` on ``redis``, the last tier asked.
+    Callers compute the keys once (``keys``), look in the local tier (``get_local``),
+    read what it lacks from Redis (``read``) and hand new answers to ``set_many``.
+    Lookups are counted per instance and tier: ``hit`` on ``local`` or ``redis``;
+    ``miss`` and ``error`` on ``redis``, the last tier asked.
     """
 
     def __init__(self, backend: Any, breaker: CircuitBreaker, ttl_seconds: int,
@@ -328,7 +269,6 @@ class ResponseCache:
         self._ttl = ttl_seconds
         self._on_lookup = on_lookup
         self._local = local if local is not None else LocalTier(0, 0)
-        self._reader = ReadCoalescer(self._read)
         self._writer = WriteBehind(self._write, write_queue, on_write_dropped)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -338,25 +278,31 @@ class ResponseCache:
     def keys(self, model: Model, instances: Sequence[Any]) -> list[str]:
         return [cache_key(model, instance) for instance in instances]
 
-    def get_many(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
+    def get_local(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
+        """The worker's own answers to ``keys``; None where it has none."""
         found = [self._local.get(key) for key in keys]
-        missing = [i for i, hit in enumerate(found) if hit is None]
-        self._on_lookup(model.name, "hit", "local", len(keys) - len(missing))
-        if not missing:
-            return found
-        values = self._reader.get([keys[i] for i in missing])
+        hits = sum(prediction is not None for prediction in found)
+        if hits:
+            self._on_lookup(model.name, "hit", "local", hits)
+        return found
+
+    def read(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
+        """Redis's answers to ``keys`` in one MGET; None for a miss, and for every key
+        when Redis fails or the breaker is open. Hits are kept in the local tier."""
+        values = self._read(list(keys))
         if values is None:
-            self._on_lookup(model.name, "error", "redis", len(missing))
-            return found
+            self._on_lookup(model.name, "error", "redis", len(keys))
+            return [None] * len(keys)
+        found: list[Prediction | None] = []
         hits = 0
-        for index, value in zip(missing, values, strict=True):
+        for key, value in zip(keys, values, strict=True):
             prediction = _prediction(value)
             if prediction is not None:
-                found[index] = prediction
-                self._local.put(keys[index], prediction)
+                self._local.put(key, prediction)
                 hits += 1
+            found.append(prediction)
         self._on_lookup(model.name, "hit", "redis", hits)
-        self._on_lookup(model.name, "miss", "redis", len(missing) - hits)
+        self._on_lookup(model.name, "miss", "redis", len(keys) - hits)
         return found
 
     def set_many(self, items: Sequence[tuple[str, Prediction]]) -> None:
@@ -366,7 +312,7 @@ class ResponseCache:
             self._writer.put({key: prediction.as_dict() for key, prediction in items})
 
     def _read(self, keys: list[str]) -> list[Any] | None:
-        """One MGET for every key the waiting requests need (the coalescer calls it)."""
+        """One MGET; None when Redis failed or the breaker kept it from being asked."""
         if not self._breaker.allow():
             return None
         try:

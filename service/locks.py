@@ -2,9 +2,9 @@
 
 Under Gunicorn's gevent worker ``threading.Lock`` is gevent's. A ``with`` block on it
 costs ~4,400 CPU instructions (counted under callgrind in a gevent-patched process),
-and an uncached prediction takes such locks about six times (read from the code):
-around the local cache tier, the Redis read coalescer, the write-behind queue and the
-micro-batcher's queue. ``section_lock`` returns the operating system's lock instead, as
+and an uncached prediction takes such locks several times (read from the code):
+around the local cache tier, the write-behind queue and the micro-batcher's queue.
+``section_lock`` returns the operating system's lock instead, as
 ``threading.Lock`` was before gevent patched it: ~2,000 instructions a ``with`` block.
 
 It may only guard a section that cannot switch greenlets: no I/O, no sleep, no

@@ -36,8 +36,10 @@ class Recorder:
     def __init__(self):
         self.batches, self.waits, self.rejections = [], [], 0
 
-    def batch(self, model, size, seconds):
-        self.batches.append(size)
+    def work(self, model, batch):
+        """The lane's work here: one model call, its size recorded."""
+        self.batches.append(len(batch))
+        return model.predict(batch)
 
     def waited(self, model, seconds):
         self.waits.append(seconds)
@@ -48,7 +50,7 @@ class Recorder:
 
 def batcher(**limits):
     recorder = Recorder()
-    return MicroBatcher(lambda name: BatchSettings(**limits), recorder), recorder
+    return MicroBatcher(lambda name: BatchSettings(**limits), recorder, recorder.work), recorder
 
 
 def labels(predictions):
@@ -170,12 +172,15 @@ UNDER_GEVENT = """
         def __getattr__(self, name):
             return lambda *a: None
 
+    def predict(model, batch):
+        return model.predict(batch)
+
     model = Model()
 """
 
 GREENLETS = textwrap.dedent(UNDER_GEVENT + """
     model.delay = 0.002
-    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=2), Quiet())
+    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=2), Quiet(), predict)
     def ask(i):
         return [p.label for p in batcher.run(model, [f"{i}-a", f"{i}-b"])]
     jobs = [gevent.spawn(ask, i) for i in range(300)]
@@ -195,7 +200,7 @@ def test_many_greenlets_each_get_exactly_their_own_answer():
 
 
 PAST_THE_DEADLINE = textwrap.dedent(UNDER_GEVENT + """
-    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=0), Quiet())
+    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=0), Quiet(), predict)
 
     batcher.run(model, ["warm-up"])  # the lane and its loop exist, the loop is waiting
     model.calls.clear()

@@ -4,17 +4,14 @@ import inspect
 import os
 import subprocess
 import sys
-import threading
 import time
 
-import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.cache import (
     CircuitBreaker,
     JsonSerializer,
     LocalTier,
-    ReadCoalescer,
     ResponseCache,
     WriteBehind,
     cache_key,
@@ -87,7 +84,7 @@ def test_every_text_gets_a_key_a_lone_surrogate_too():
 
 def test_the_cache_takes_exactly_what_inference_passes_it():
     """No type checker runs here: the Protocol and the cache must not drift apart."""
-    for name in ("keys", "get_many", "set_many"):
+    for name in ("keys", "get_local", "read", "set_many"):
         assert (inspect.signature(getattr(ResponseCache, name))
                 == inspect.signature(getattr(PredictionCache, name))), name
 
@@ -110,17 +107,17 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     model = FakeModel()
     backend.down = True
     for _ in range(2):
-        assert cache.get_many(model, ["k1", "k2"]) == [None, None]
+        assert cache.read(model, ["k1", "k2"]) == [None, None]
     assert breaker.is_open
     calls = backend.calls
-    assert cache.get_many(model, ["k1"]) == [None]
+    assert cache.read(model, ["k1"]) == [None]
     assert backend.calls == calls, "an open breaker must not touch Redis"
     backend.down = False
     clock.now += 5.1
     cache.set_many([("k1", Prediction("a", {"a": 1.0}))])
     assert cache.flush()
     assert not breaker.is_open
-    assert cache.get_many(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
+    assert cache.read(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
     assert ("error", "redis", 1) in lookups
     assert ("hit", "redis", 1) in lookups and ("miss", "redis", 1) in lookups
 
@@ -141,14 +138,13 @@ def test_the_local_tier_answers_hot_keys_without_redis_and_learns_from_redis_hit
     assert cache.flush()
     backend.store["theirs"] = answer.as_dict()  # written by another replica
     calls = backend.calls
-    assert cache.get_many(model, ["mine"]) == [answer]
-    assert backend.calls == calls, "a local hit must not touch Redis"
-    assert cache.get_many(model, ["theirs", "mine"]) == [answer, answer]
-    assert backend.calls == calls + 1, "only the local miss goes to Redis"
-    assert cache.get_many(model, ["theirs"]) == [answer]
-    assert backend.calls == calls + 1, "a Redis hit is kept locally"
+    assert cache.get_local(model, ["theirs", "mine"]) == [None, answer]
+    assert backend.calls == calls, "the local tier never touches Redis"
+    assert cache.read(model, ["theirs"]) == [answer]
+    assert backend.calls == calls + 1
+    assert cache.get_local(model, ["theirs"]) == [answer], "a Redis hit is kept locally"
     assert [n for result, tier, n in lookups if (result, tier) == ("hit", "redis")] == [1]
-    assert sum(n for result, tier, n in lookups if (result, tier) == ("hit", "local")) == 3
+    assert sum(n for result, tier, n in lookups if (result, tier) == ("hit", "local")) == 2
 
 
 def test_the_local_tier_is_bounded_lru_and_expires():
@@ -171,9 +167,11 @@ def test_with_the_local_tier_off_every_lookup_asks_redis():
     model, answer = FakeModel(), Prediction("a", {"a": 1.0})
     cache.set_many([("k", answer)])
     assert cache.flush()
+    assert cache.get_local(model, ["k"]) == [None]
     calls = backend.calls
-    assert cache.get_many(model, ["k"]) == [answer]
+    assert cache.read(model, ["k"]) == [answer]
     assert backend.calls == calls + 1
+    assert cache.get_local(model, ["k"]) == [None], "nothing is kept"
 
 
 def test_a_failed_half_open_try_opens_the_breaker_again():
@@ -216,79 +214,3 @@ def test_a_full_write_queue_drops_new_entries_and_a_failed_write_spares_the_loop
     writer.put({"e": 1})
     assert writer.flush()
     assert write.calls == [{"a": 1}, {"b": 1, "c": 1}, {"e": 1}]
-
-
-class SlowReads:
-    """A Redis read that blocks until released; answers ``value-of-<key>``, or None."""
-
-    def __init__(self, fail=False):
-        self.calls, self.release, self.fail = [], threading.Event(), fail
-
-    def __call__(self, keys):
-        self.calls.append(list(keys))
-        self.release.wait(5)
-        return None if self.fail else [f"value-of-{key}" for key in keys]
-
-
-def _read_in_threads(reader, groups):
-    results = {}
-
-    def read(name, keys):
-        results[name] = reader.get(keys)
-
-    threads = [threading.Thread(target=read, args=(name, keys)) for name, keys in groups]
-    for thread in threads:
-        thread.start()
-    return results, threads
-
-
-@pytest.mark.parametrize("fail", [False, True], ids=["answered", "failed"])
-def test_reads_that_wait_for_one_in_flight_share_the_next_call_and_get_their_own_values(fail):
-    read = SlowReads(fail=fail)
-    reader = ReadCoalescer(read)
-    first, threads = _read_in_threads(reader, [("first", ["a"])])
-    wait_until(lambda: read.calls, timeout=5)  # the first read is in flight
-    later, more = _read_in_threads(reader, [("x", ["b", "c"]), ("y", ["d"]), ("z", ["b"])])
-    time.sleep(0.2)  # give the three time to queue behind the first
-    assert len(read.calls) == 1, "nobody reads while a read is in flight"
-    read.release.set()
-    for thread in threads + more:
-        thread.join(5)
-    assert len(read.calls) == 2, "three waiting readers, one call"
-    assert sorted(read.calls[1]) == ["b", "b", "c", "d"]
-    if fail:
-        assert first == {"first": None}
-        assert later == {"x": None, "y": None, "z": None}, "everyone who shared it misses"
-    else:
-        assert first == {"first": ["value-of-a"]}
-        assert later == {"x": ["value-of-b", "value-of-c"], "y": ["value-of-d"],
-                         "z": ["value-of-b"]}
-
-
-def test_after_a_failed_read_the_next_one_reads_again():
-    read = SlowReads(fail=True)
-    read.release.set()
-    reader = ReadCoalescer(read)
-    assert reader.get(["a"]) is None
-    read.fail = False
-    assert reader.get(["a", "b"]) == ["value-of-a", "value-of-b"]
-    assert read.calls == [["a"], ["a", "b"]]
-
-
-def test_concurrent_lookups_through_the_cache_each_get_their_own_predictions():
-    backend = Backend()
-    cache = ResponseCache(backend, CircuitBreaker(3, 5.0), ttl_seconds=60)
-    model = FakeModel()
-    for n in range(40):
-        backend.store[f"k{n}"] = {"label": f"L{n}", "scores": {f"L{n}": 1.0}}
-    answers = {}
-
-    def lookup(n):
-        answers[n] = cache.get_many(model, [f"k{n}", "absent"])
-
-    threads = [threading.Thread(target=lookup, args=(n,)) for n in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert all(answers[n] == [Prediction(f"L{n}", {f"L{n}": 1.0}), None] for n in range(40))

@@ -1,7 +1,13 @@
-"""Inference against an in-memory cache double (unit layer: no Redis here)."""
+"""Inference and its resolver against in-memory cache doubles (unit layer: no Redis here)."""
 
-from service.inference import Inference
+import threading
+
+from service.batching import MicroBatcher
+from service.cache import CircuitBreaker, LocalTier, ResponseCache, cache_key
+from service.inference import Inference, Lookup, Resolver
+from service.metrics import NullMetrics
 from service.models.base import Prediction
+from service.settings import BatchSettings
 
 
 class CountingModel:
@@ -15,18 +21,38 @@ class CountingModel:
         return [Prediction(label=str(x), scores={str(x): 1.0}) for x in batch]
 
 
-class DictCache:
+class TwoTierCache:
+    """A local dict and a "Redis" dict; ``read`` also keeps what it finds locally."""
+
     def __init__(self):
-        self.store = {}
+        self.local, self.redis, self.reads = {}, {}, []
 
     def keys(self, model, instances):
-        return [(model.version, i) for i in instances]
+        return [f"{model.version}:{i}" for i in instances]
 
-    def get_many(self, model, keys):
-        return [self.store.get(key) for key in keys]
+    def get_local(self, model, keys):
+        return [self.local.get(key) for key in keys]
+
+    def read(self, model, keys):
+        self.reads.append(list(keys))
+        found = [self.redis.get(key) for key in keys]
+        self.local.update((k, p) for k, p in zip(keys, found, strict=True) if p is not None)
+        return found
 
     def set_many(self, items):
-        self.store.update(items)
+        self.local.update(items)
+        self.redis.update(items)
+
+
+class BatchSizes:
+    def __init__(self):
+        self.sizes = []
+
+    def batch(self, model, size, seconds):
+        self.sizes.append(size)
+
+    def answered(self, model, predictions):
+        pass
 
 
 def test_without_a_cache_every_request_is_a_bypass():
@@ -37,7 +63,7 @@ def test_without_a_cache_every_request_is_a_bypass():
 
 
 def test_misses_then_hits_then_partial_keep_request_order_and_predict_only_misses():
-    model, cache = CountingModel(), DictCache()
+    model, cache = CountingModel(), TwoTierCache()
     inference = Inference(cache)
     assert inference.predict(model, [1, 2]).cache == "miss"
     assert inference.predict(model, [2, 1]).cache == "hit"
@@ -45,10 +71,86 @@ def test_misses_then_hits_then_partial_keep_request_order_and_predict_only_misse
     assert outcome.cache == "partial"
     assert [p.label for p in outcome.predictions] == ["3", "1", "4"]
     assert model.batches == [[1, 2], [3, 4]], "misses go to the model in one call"
+    assert cache.reads == [["v1:1", "v1:2"], ["v1:3", "v1:4"]], "local hits skip Redis"
+
+
+def test_answers_another_replica_wrote_are_hits_read_from_redis_not_predicted():
+    model, cache = CountingModel(), TwoTierCache()
+    cache.redis["v1:7"] = Prediction("seven", {"seven": 1.0})
+    outcome = Inference(cache).predict(model, [7, 8])
+    assert [p.label for p in outcome.predictions] == ["seven", "8"]
+    assert outcome.cache == "partial"
+    assert Inference(cache).predict(model, [7]).cache == "hit"
+    assert model.batches == [[8]]
 
 
 def test_no_cache_header_bypasses_even_with_a_cache():
-    model, cache = CountingModel(), DictCache()
+    model, cache = CountingModel(), TwoTierCache()
     Inference(cache).predict(model, [1])
     assert Inference(cache).predict(model, [1], use_cache=False).cache == "bypass"
     assert len(model.batches) == 2
+    assert cache.reads == [["v1:1"]], "a bypass neither reads nor writes"
+
+
+def test_the_resolver_reads_once_predicts_the_rest_once_and_writes_only_keyed_answers():
+    model, cache, sizes = CountingModel(), TwoTierCache(), BatchSizes()
+    cache.redis["k2"] = Prediction("stored", {"stored": 1.0})
+    answers = Resolver(cache, sizes)(
+        model, [Lookup(1, "k1"), Lookup(2, "k2"), Lookup(3, None), Lookup(4, "k4")])
+    assert [(a.prediction.label, a.cached) for a in answers] == [
+        ("1", False), ("stored", True), ("3", False), ("4", False)]
+    assert cache.reads == [["k1", "k2", "k4"]], "one read, for the keyed lookups only"
+    assert model.batches == [[1, 3, 4]], "one model call for everything Redis lacked"
+    assert sizes.sizes == [3], "the batch metric counts instances per model call"
+    assert sorted(cache.redis) == ["k1", "k2", "k4"], "an unkeyed answer is not written"
+
+
+def test_a_batch_that_redis_answers_whole_makes_no_model_call():
+    model, cache, sizes = CountingModel(), TwoTierCache(), BatchSizes()
+    cache.redis["k"] = Prediction("stored", {"stored": 1.0})
+    assert [a.cached for a in Resolver(cache, sizes)(model, [Lookup(1, "k")])] == [True]
+    assert model.batches == [] and sizes.sizes == []
+
+
+class SlowBackend:
+    """A Redis double whose reads take a while, so concurrent requests pile up."""
+
+    def __init__(self):
+        self.store, self.reads = {}, 0
+
+    def get_many(self, *keys):
+        self.reads += 1
+        threading.Event().wait(0.02)
+        return [self.store.get(k) for k in keys]
+
+    def set_many(self, mapping, timeout=None):
+        self.store.update(mapping)
+
+
+def test_concurrent_requests_through_the_batcher_share_redis_reads_and_get_their_own_answers():
+    backend, model = SlowBackend(), CountingModel()
+    for n in range(0, 40, 2):  # even numbers were answered by another replica
+        label = f"stored-{n}"
+        backend.store[cache_key(model, n)] = {"label": label, "scores": {label: 1.0}}
+    cache = ResponseCache(backend, CircuitBreaker(3, 5.0), ttl_seconds=60,
+                          local=LocalTier(100, 60))
+    batcher = MicroBatcher(lambda name: BatchSettings(max_size=64, max_wait_ms=5),
+                           NullMetrics(), work=Resolver(cache))
+    inference = Inference(cache, runner=batcher.run)
+    outcomes = {}
+
+    def ask(n):
+        outcomes[n] = inference.predict(model, [n])
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert cache.flush()
+    for n in range(40):
+        label = f"stored-{n}" if n % 2 == 0 else str(n)
+        assert [p.label for p in outcomes[n].predictions] == [label]
+        assert outcomes[n].cache == ("hit" if n % 2 == 0 else "miss")
+    assert backend.reads < 40, "requests waiting together share one read"
+    assert sorted(x for batch in model.batches for x in batch) == list(range(1, 40, 2))

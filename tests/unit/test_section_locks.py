@@ -20,7 +20,7 @@ monkey.patch_all()
 import gevent
 
 from service.batching import MicroBatcher
-from service.cache import LocalTier, ReadCoalescer, WriteBehind
+from service.cache import LocalTier, WriteBehind
 from service.metrics import NullMetrics
 from service.settings import BatchSettings
 
@@ -28,11 +28,6 @@ from service.settings import BatchSettings
 def write(batch):
     gevent.sleep(0.001)
     written.extend(batch.values())
-
-
-def read(keys):
-    gevent.sleep(0.001)
-    return [key.upper() for key in keys]
 
 
 class Model:
@@ -43,16 +38,20 @@ class Model:
         return [2 * x for x in instances]
 
 
+def work(model, instances):
+    gevent.sleep(0.001)  # the batch's Redis read
+    return model.predict(instances)
+
+
 written = []
 behind = WriteBehind(write, max_pending=10_000)  # its first put starts the writer
-coalescer = ReadCoalescer(read)
 tier = LocalTier(100, 60)
-batcher = MicroBatcher(lambda name: BatchSettings(max_size=8, max_wait_ms=1), NullMetrics())
+batcher = MicroBatcher(lambda name: BatchSettings(max_size=8, max_wait_ms=1), NullMetrics(),
+                       work)
 
 
 def one(i):
     behind.put({f"k{i}": i})
-    assert coalescer.get([f"k{i}"]) == [f"K{i}"]
     tier.put(i % 150, i)
     tier.get(i % 150)
     assert batcher.run(Model(), [i]) == [2 * i]
