@@ -132,14 +132,19 @@ def lean_knn(estimator: Any, metadata: dict[str, Any]) -> Scorer | None:
     if _data_hash(x, y) != metadata.get("training_data", {}).get("sha256"):
         return None  # trained on other flowers than the bundled ones
     mean, scale, k = scaler.mean_, scaler.scale_, knn.n_neighbors
-    points = (x - mean) / scale
+    by_feature = np.ascontiguousarray(((x - mean) / scale).T)  # (features, flowers)
     classes = [str(c) for c in knn.classes_]
     votes = np.eye(len(classes))[[classes.index(label) for label in y]]
     squared = knn.metric == "euclidean"
 
     def score(features: np.ndarray) -> np.ndarray:
-        offsets = ((features - mean) / scale)[:, None, :] - points[None, :, :]
-        distances = (offsets * offsets if squared else np.abs(offsets)).sum(axis=2)
+        # Distances summed feature by feature: the additions of a sum over a last axis of
+        # four, in its order, without the (rows, flowers, features) array (~5x faster).
+        scaled = (features - mean) / scale
+        distances = np.zeros((len(scaled), by_feature.shape[1]))
+        for column, points in zip(scaled.T, by_feature, strict=True):
+            offsets = column[:, None] - points
+            distances += offsets * offsets if squared else np.abs(offsets)
         nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
         return votes[nearest].sum(axis=1) / k
 
