@@ -7,7 +7,7 @@ import platform
 import subprocess
 from importlib import metadata
 
-from tests.support.procs import ROOT, binary
+from deploy.procs import ROOT, binary
 
 PACKAGES = ("flask", "gunicorn", "gevent", "scikit-learn", "numpy", "redis", "flask-caching")
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import redis
 
+from deploy.procs import ROOT, free_port, port_open, redis_server, running
 from loadtest.payloads import iris_cold, iris_hot, sentiment_cold, sentiment_hot
-from tests.support.procs import ROOT, free_port, port_open, redis_server, running
 
 MODELS_DIR = Path(os.environ.get("INFER_MODELS_DIR") or ROOT / "models").resolve()
 DRIVER = Path(__file__).resolve().parent / "inprocess.py"

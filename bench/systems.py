@@ -7,7 +7,7 @@
   NGINX): one predict per request, no cache, no batching.
 
 Processes are started and always stopped (whole process group) by the same helpers
-the integration tests use, ``tests/support/procs.py``.
+the integration tests use, ``deploy/procs.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.stack import StackConfig
-from tests.support.procs import (
+from deploy.procs import (
     ROOT,
     ProcessExited,
     Server,
@@ -31,6 +30,7 @@ from tests.support.procs import (
     http_ok,
     running,
 )
+from deploy.stack import StackConfig
 
 # the models `make up` serves: INFER_MODELS_DIR as the Makefile sets it, else models/
 MODELS_DIR = Path(os.environ.get("INFER_MODELS_DIR") or ROOT / "models").resolve()

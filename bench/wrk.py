@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bench import stack_metrics
 from bench.systems import System
-from tests.support.procs import ROOT, binary
+from deploy.procs import ROOT, binary
 
 SCRIPT = ROOT / "bench" / "wrk" / "workload.lua"
 DEFAULT_WORKLOADS = ("healthz", "iris-cached", "iris-uncached", "sentiment-uncached", "mixed")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 # Below the kernel's ephemeral range, like every server the tests and the benchmark
 # start: a port from bind(0) comes from that range, where any outgoing connection on
 # the machine (a load generator's, NGINX's) can take it before the master binds it.
-from tests.support.procs import free_port
+from deploy.procs import free_port
 
 LOCUSTFILE = "loadtest/locustfile.py"
 LOOPBACK = "127.0.0.1"

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 import yaml
 
+from deploy.procs import ROOT, binary
 from deploy.stack.compose import (
     APP_PORT,
     COMPOSE_FILE,
@@ -23,7 +24,6 @@ from deploy.stack.compose import (
     replica_services,
 )
 from deploy.stack.config import STACK_ENV, read_env_file
-from tests.support.procs import ROOT, binary
 
 DOCKERFILE = ROOT / "Dockerfile"
 

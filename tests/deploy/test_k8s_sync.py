@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from deploy.k8s import sync
+from deploy.procs import binary, nginx_syntax_ok
 from deploy.stack.render import render_nginx
-from tests.support.procs import binary, nginx_syntax_ok
 
 
 def test_every_generated_copy_equals_a_fresh_render():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from deploy.grafana import generate
-from tests.support.procs import ROOT
+from deploy.procs import ROOT
 
 DASHBOARDS = sorted(generate.DASHBOARDS_DIR.glob("*.json"))
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"

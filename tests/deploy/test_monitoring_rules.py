@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.procs import ROOT, binary
+from deploy.procs import ROOT, binary
 
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
 UNIT_TESTS_DIR = ROOT / "deploy" / "prometheus" / "tests"

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from honcho.environ import parse_procfile
 
+from deploy.procs import ROOT, binary, nginx_syntax_ok
 from deploy.stack import ServiceLimits, StackConfig, render_nginx, render_stack
 from deploy.stack.config import STACK_ENV, read_env_file
-from tests.support.procs import ROOT, binary, nginx_syntax_ok
 
 ARCHITECTURE_DEFAULTS = {
     "INFER_REPLICAS": "2",

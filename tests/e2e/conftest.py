@@ -28,9 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import RunDir, StackConfig, render_stack
-from deploy.stack.runner import procfile_processes
-from tests.support.procs import (
+from deploy.procs import (
     ROOT,
     Server,
     free_ports,
@@ -39,6 +37,8 @@ from tests.support.procs import (
     tail,
     wait_until,
 )
+from deploy.stack import RunDir, StackConfig, render_stack
+from deploy.stack.runner import procfile_processes
 
 REPLICAS = 2
 INFRA = ("redis", "nginx", "nginx_exporter", "prometheus")

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from bench import systems
-from tests.support.procs import http_ok
+from deploy.procs import http_ok
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT
+from deploy.procs import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.procs import ROOT, wait_until
+from deploy.procs import ROOT, wait_until
 
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 RULE_FILES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.support.procs import ROOT
+from deploy.procs import ROOT
 
 EXAMPLE = re.compile(r"```sh\n(curl [^\n]+)\n```\n```json\n([^\n]+)\n```")
 

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from deploy.procs import settled, wait_until
 from tests.support.cached import wait_cached
-from tests.support.procs import settled, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 import requests
 
+from deploy.procs import ROOT, port_open, wait_until
 from tests.e2e.conftest import stack_environ
-from tests.support.procs import ROOT, port_open, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 import requests
 
+from deploy.procs import Server, binary, http_ok, running
 from deploy.stack import render_nginx
 from tests.e2e.conftest import stack_ports
-from tests.support.procs import Server, binary, http_ok, running
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import redis
 
-from tests.support.procs import free_port, gunicorn_server, http_ok, redis_server, running
+from deploy.procs import free_port, gunicorn_server, http_ok, redis_server, running
 
 
 @pytest.fixture(scope="module")

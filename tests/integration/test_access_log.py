@@ -12,7 +12,7 @@ import json
 
 import requests
 
-from tests.support.procs import wait_until
+from deploy.procs import wait_until
 
 
 def _log_lines(server) -> list[dict]:

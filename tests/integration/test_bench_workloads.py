@@ -16,7 +16,7 @@ from collections import defaultdict
 import pytest
 
 from bench.wrk import WORKLOADS, command, errors, parse
-from tests.support.procs import free_port
+from deploy.procs import free_port
 
 pytestmark = pytest.mark.slow
 

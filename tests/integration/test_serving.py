@@ -18,9 +18,9 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.procs import free_port, redis_server, running, settled, wait_until
 from service.train import main as train_main
 from tests.support.cached import wait_cached
-from tests.support.procs import free_port, redis_server, running, settled, wait_until
 
 IRIS = "/v1/models/iris/predict"
 

@@ -14,7 +14,7 @@ import socket
 import time
 import urllib.parse
 
-from tests.support.procs import wait_until
+from deploy.procs import wait_until
 
 GRACEFUL_TIMEOUT = 30
 # Gunicorn's run loop looks at the worker's state once a second, and then at its open

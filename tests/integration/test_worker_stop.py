@@ -12,8 +12,8 @@ import uuid
 import redis
 import requests
 
+from deploy.procs import ProcessExited, wait_until
 from tests.support.cached import wait_cached
-from tests.support.procs import ProcessExited, wait_until
 
 
 def test_a_stopping_worker_waits_for_the_cache_write_redis_holds_up(start_replica, redis_url):

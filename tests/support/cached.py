@@ -11,10 +11,10 @@ from typing import Any
 
 import redis
 
+from deploy.procs import wait_until
 from service.cache import cache_key
 from service.models.iris import IrisInput
 from service.models.sentiment import SentimentInput
-from tests.support.procs import wait_until
 
 _SPECS = {"iris": IrisInput(), "sentiment": SentimentInput()}
 

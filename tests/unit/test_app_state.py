@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 
+from deploy.procs import wait_until
 from service import AppState
 from service.cache import CircuitBreaker, ResponseCache
 from service.inference import Inference
@@ -15,7 +16,6 @@ from service.models.registry import Registry
 from service.request_log import RequestLines
 from service.settings import Settings
 from tests.support.doubles import SlowWrites
-from tests.support.procs import wait_until
 
 ANSWER = Prediction("a", {"a": 1.0})
 

@@ -8,6 +8,7 @@ import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from deploy.procs import wait_until
 from service.cache import (
     CircuitBreaker,
     JsonSerializer,
@@ -20,7 +21,6 @@ from service.inference import PredictionCache
 from service.models.base import Prediction
 from service.models.iris import IrisInput
 from tests.support.doubles import SlowWrites
-from tests.support.procs import wait_until
 
 
 class FakeModel:

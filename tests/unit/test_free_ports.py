@@ -1,11 +1,11 @@
-"""Ports for the servers tests and the benchmark start (tests/support/procs.py)."""
+"""Ports for the servers tests and the benchmark start (deploy/procs.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from deploy.procs import free_ports
 from deploy.stack.runner import port_taken
-from tests.support.procs import free_ports
 
 
 def test_free_ports_are_distinct_bindable_in_a_run_and_below_the_ephemeral_range():

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from tests.support.procs import ROOT
+from deploy.procs import ROOT
 
 _POST_REQUEST_YIELDS = """
 import gevent

@@ -7,8 +7,8 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from deploy.procs import wait_until
 from service.metrics_buffer import MetricBuffer
-from tests.support.procs import wait_until
 
 
 def series_set(registry: CollectorRegistry):

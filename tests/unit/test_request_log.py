@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.procs import wait_until
 from service.request_log import JsonFormatter, LineFileHandler, RequestLines, logging_config
-from tests.support.procs import wait_until
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support.procs import ROOT
+from deploy.procs import ROOT
 
 SCRIPT = """
 from gevent import monkey

@@ -1,7 +1,9 @@
-"""Real processes for integration and end-to-end tests.
+"""Real processes for the benchmark, the distributed load test and the tests.
 
-Every server a test starts binds a free loopback port, is waited for until it
-answers, and is stopped (TERM, then KILL) whatever the test did.
+Every server started here binds a free loopback port, is waited for until it
+answers, and is stopped (TERM, then KILL) whatever its caller did. It lives beside
+the stack's own runner, not under ``tests/``, because ``bench`` and ``loadtest`` are
+installed packages and need it as much as the tests do.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from deploy.stack.runner import port_taken
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
