@@ -289,7 +289,7 @@ class ResponseCache:
     def read(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
         """Redis's answers to ``keys`` in one MGET; None for a miss, and for every key
         when Redis fails or the breaker is open. Hits are kept in the local tier."""
-        values = self._read(list(keys))
+        values = self._read(keys)
         if values is None:
             self._on_lookup(model.name, "error", "redis", len(keys))
             return [None] * len(keys)
@@ -311,7 +311,7 @@ class ResponseCache:
         if items:
             self._writer.put({key: prediction.as_dict() for key, prediction in items})
 
-    def _read(self, keys: list[str]) -> list[Any] | None:
+    def _read(self, keys: Sequence[str]) -> list[Any] | None:
         """One MGET; None when Redis failed or the breaker kept it from being asked."""
         if not self._breaker.allow():
             return None

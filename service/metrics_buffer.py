@@ -76,4 +76,3 @@ class MetricBuffer:
             series._sum.inc(total)
             for index, count in buckets.items():
                 series._buckets[index].inc(count)
-

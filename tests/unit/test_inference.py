@@ -8,6 +8,7 @@ from service.inference import Inference, Lookup, Resolver
 from service.metrics import NullMetrics
 from service.models.base import Prediction
 from service.settings import BatchSettings
+from tests.support.doubles import MemoryBackend
 
 
 class CountingModel:
@@ -112,23 +113,8 @@ def test_a_batch_that_redis_answers_whole_makes_no_model_call():
     assert model.batches == [] and sizes.sizes == []
 
 
-class SlowBackend:
-    """A Redis double whose reads take a while, so concurrent requests pile up."""
-
-    def __init__(self):
-        self.store, self.reads = {}, 0
-
-    def get_many(self, *keys):
-        self.reads += 1
-        threading.Event().wait(0.02)
-        return [self.store.get(k) for k in keys]
-
-    def set_many(self, mapping, timeout=None):
-        self.store.update(mapping)
-
-
 def test_concurrent_requests_through_the_batcher_share_redis_reads_and_get_their_own_answers():
-    backend, model = SlowBackend(), CountingModel()
+    backend, model = MemoryBackend(read_delay=0.02), CountingModel()
     for n in range(0, 40, 2):  # even numbers were answered by another replica
         label = f"stored-{n}"
         backend.store[cache_key(model, n)] = {"label": label, "scores": {label: 1.0}}
