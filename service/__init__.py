@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     request_lines = request_log.init_app(app)
     cache = init_cache(app, settings, metrics)
     # misses of a worker's local tier, gathered per model: one Redis read, one model call
-    batcher = MicroBatcher(settings.batch_for, metrics, work=Resolver(cache, metrics))
+    resolver = Resolver(cache, metrics, settings.cache_predict_ahead_below)
+    batcher = MicroBatcher(settings.batch_for, metrics, work=resolver)
     inference = Inference(cache, runner=batcher.run, metrics=metrics)
     repeats = None
     if cache is not None and settings.cache_repeat_entries:

@@ -16,10 +16,10 @@ trip for hot inputs. A worker's own answers and its Redis hits both land there.
 
 Keys the local tier lacks are read from Redis a batch at a time: the micro-batcher
 gathers them from concurrent requests and its resolver (``service/inference.py``)
-calls ``read`` once for the batch, one MGET. Writes leave the request path
-(``WriteBehind``): the answers of one batch reach Redis in one script call
-(``ScriptedRedisCache``) just after their responses, so another replica sees them a
-moment later, not before the client does.
+sends one MGET for the batch (``start_read``), and may predict while Redis answers.
+Writes leave the request path (``WriteBehind``): the answers of one batch reach Redis
+in one script call (``ScriptedRedisCache``) just after their responses, so another
+replica sees them a moment later, not before the client does.
 
 A cache that fails never fails a request: Redis errors count as misses, and after
 ``cache_breaker_failures`` consecutive failures a circuit breaker skips Redis for
@@ -108,6 +108,36 @@ class ScriptedRedisCache(RedisCache):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._set_all = self._write_client.register_script(self._SET_ALL)
+
+    def start_get_many(self, *keys: str) -> Callable[[], list[Any]]:
+        """Send one MGET for ``keys`` now; the call returned reads its answer.
+
+        Whatever the caller does in between (a model call) overlaps Redis's round trip.
+        The connection stays out of the pool until its answer is read, and one that
+        fails on the way is closed, so no later command can read this one's answer.
+        """
+        pool = self._read_client.connection_pool
+        connection = pool.get_connection()
+        prefix = self._get_prefix()
+        try:
+            connection.send_command("MGET", *[prefix + key for key in keys])
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+
+        def finish() -> list[Any]:
+            try:
+                values = connection.read_response()
+            except BaseException:
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
+            loads = self.serializer.loads
+            return [loads(value) for value in values]
+
+        return finish
 
     def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
         if not mapping:
@@ -255,7 +285,7 @@ class ResponseCache:
     """Per-instance prediction cache: the worker's local tier, then Redis (Flask-Caching).
 
     Callers compute the keys once (``keys``), look in the local tier (``get_local``),
-    read what it lacks from Redis (``read``) and hand new answers to ``set_many``.
+    read what it lacks from Redis (``start_read``) and hand new answers to ``set_many``.
     Lookups are counted per instance and tier: ``hit`` on ``local`` or ``redis``;
     ``miss`` and ``error`` on ``redis``, the last tier asked.
     """
@@ -286,10 +316,35 @@ class ResponseCache:
             self._on_lookup(model.name, "hit", "local", hits)
         return found
 
-    def read(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]:
-        """Redis's answers to ``keys`` in one MGET; None for a miss, and for every key
-        when Redis fails or the breaker is open. Hits are kept in the local tier."""
-        values = self._read(keys)
+    def start_read(self, model: Model, keys: Sequence[str]
+                   ) -> Callable[[], list[Prediction | None]]:
+        """Send one MGET for ``keys`` now; the call returned waits for Redis's answers:
+        None for a miss, and for every key when Redis fails or the breaker is open.
+        Hits are kept in the local tier. Call it once, also when the work in between
+        failed: until then the read holds a Redis connection."""
+        finish = self._send_read(keys)
+        return lambda: self._answers(model, keys, finish)
+
+    def _send_read(self, keys: Sequence[str]) -> Callable[[], list[Any]] | None:
+        """The MGET on its way; None when Redis failed or the breaker kept it from being asked."""
+        if not self._breaker.allow():
+            return None
+        try:
+            return self._backend.start_get_many(*keys)
+        except (RedisError, OSError) as exc:
+            self._failed("read", exc)
+            return None
+
+    def _answers(self, model: Model, keys: Sequence[str],
+                 finish: Callable[[], list[Any]] | None) -> list[Prediction | None]:
+        values = None
+        if finish is not None:
+            try:
+                values = finish()
+            except (RedisError, OSError) as exc:
+                self._failed("read", exc)
+            else:
+                self._breaker.success()
         if values is None:
             self._on_lookup(model.name, "error", "redis", len(keys))
             return [None] * len(keys)
@@ -310,18 +365,6 @@ class ResponseCache:
             self._local.put(key, prediction)
         if items:
             self._writer.put({key: prediction.as_dict() for key, prediction in items})
-
-    def _read(self, keys: Sequence[str]) -> list[Any] | None:
-        """One MGET; None when Redis failed or the breaker kept it from being asked."""
-        if not self._breaker.allow():
-            return None
-        try:
-            values = self._backend.get_many(*keys)
-        except (RedisError, OSError) as exc:
-            self._failed("read", exc)
-            return None
-        self._breaker.success()
-        return values
 
     def _write(self, mapping: dict[str, Any]) -> None:
         """One Redis write (one script call) of everything pending (the writer's loop calls it)."""

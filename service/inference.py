@@ -6,9 +6,10 @@ request order and says how the cache served them (``X-Cache``).
 What the worker's local tier holds is answered at once. The rest go to the runner
 (in the app, the micro-batcher) as ``Lookup``s, and the runner hands the lookups of
 concurrent requests to one model version to a ``Resolver`` together: one Redis read
-for all their keys, one model call for what Redis lacks, one write of the new
-answers. A request that misses the local tier so waits for one hand-off (its batch),
-and a worker sends Redis one read per batch, not one per request.
+for all their keys, one model call (made while Redis answers, as long as Redis rarely
+has the answers), one write of the new answers. A request that misses the local tier
+so waits for one hand-off (its batch), and a worker sends Redis one read per batch,
+not one per request.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class PredictionCache(Protocol):
 
     def get_local(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]: ...
 
-    def read(self, model: Model, keys: Sequence[str]) -> list[Prediction | None]: ...
+    def start_read(self, model: Model, keys: Sequence[str]
+                   ) -> Callable[[], list[Prediction | None]]: ...
 
     def set_many(self, items: Sequence[tuple[str, Prediction]]) -> None: ...
 
@@ -50,15 +52,28 @@ class Lookup(NamedTuple):
 
 class Resolved(NamedTuple):
     prediction: Prediction
-    cached: bool  # read from Redis, not predicted
+    cached: bool  # the answer came from Redis (it may also have been predicted ahead)
 
 
 # How lookups reach a resolver: the micro-batcher in the app, or a resolver directly.
 Runner = Callable[[Model, Sequence[Lookup]], list[Resolved]]
 
 
+# Each Redis read weighs the earlier ones down by this factor: the share of keys Redis
+# answered is counted over roughly a model's last ten reads.
+_HISTORY_DECAY = 0.9
+
+
 class Resolver:
-    """Answers a batch of lookups: one cache read, then one model call for the rest.
+    """Answers a batch of lookups: one cache read and one model call.
+
+    The read for the keyed lookups is sent first. While recent reads of the model found
+    answers for fewer than ``predict_ahead_below`` of their keys, the model predicts the
+    whole batch during Redis's round trip, and what Redis did have is answered from Redis
+    (its prediction was wasted work, rare by that rule). Otherwise the resolver waits
+    for the read and predicts only what Redis lacks; ``predict_ahead_below=0`` always
+    does. Either way a request that misses its worker's memory waits for one hand-off,
+    and Redis hits are answered from Redis (``cached``).
 
     Lookups without a key are predicted and not written. Fresh answers to keyed
     lookups go to ``cache.set_many``. ``metrics.batch`` sees each model call: the
@@ -66,33 +81,60 @@ class Resolver:
     """
 
     def __init__(self, cache: PredictionCache | None = None,
-                 metrics: InferenceMetrics | None = None):
+                 metrics: InferenceMetrics | None = None, predict_ahead_below: float = 0.0):
         self._cache = cache
         self._metrics = metrics
+        self._ahead_below = predict_ahead_below
+        # (model name, version) -> decayed (keys Redis answered, keys asked)
+        self._history: dict[tuple[str, str], tuple[float, float]] = {}
 
     def __call__(self, model: Model, lookups: Sequence[Lookup]) -> list[Resolved]:
-        answers: list[Resolved | None] = [None] * len(lookups)
         keyed = [i for i, lookup in enumerate(lookups) if lookup.key is not None]
-        if keyed and self._cache is not None:
-            stored = self._cache.read(model, [lookups[i].key for i in keyed])  # type: ignore[misc]
-            for index, prediction in zip(keyed, stored, strict=True):
-                if prediction is not None:
-                    answers[index] = Resolved(prediction, True)
+        if not keyed or self._cache is None:
+            return [Resolved(p, False) for p in self._predict(model, lookups)]
+        finish_read = self._cache.start_read(model, [lookups[i].key for i in keyed])  # type: ignore[misc]
+        ahead = None
+        try:
+            if self._predicts_ahead(model):
+                ahead = self._predict(model, lookups)
+        finally:
+            stored = finish_read()  # also after a failed model call: it frees the read
+        self._remember(model, sum(p is not None for p in stored), len(keyed))
+        answers: list[Resolved | None] = [None] * len(lookups)
+        for index, prediction in zip(keyed, stored, strict=True):
+            if prediction is not None:
+                answers[index] = Resolved(prediction, True)
         todo = [i for i, answer in enumerate(answers) if answer is None]
-        if todo:
-            started = time.perf_counter()
-            fresh = model.predict([lookups[i].instance for i in todo])
-            if self._metrics is not None:
-                self._metrics.batch(model, len(todo), time.perf_counter() - started)
-            writes = []
-            for index, prediction in zip(todo, fresh, strict=True):
-                answers[index] = Resolved(prediction, False)
-                key = lookups[index].key
-                if key is not None:
-                    writes.append((key, prediction))
-            if writes and self._cache is not None:
-                self._cache.set_many(writes)
+        fresh = ([ahead[i] for i in todo] if ahead is not None
+                 else self._predict(model, [lookups[i] for i in todo]))
+        writes = []
+        for index, prediction in zip(todo, fresh, strict=True):
+            answers[index] = Resolved(prediction, False)
+            key = lookups[index].key
+            if key is not None:
+                writes.append((key, prediction))
+        if writes:
+            self._cache.set_many(writes)
         return answers  # type: ignore[return-value]
+
+    def _predict(self, model: Model, lookups: Sequence[Lookup]) -> list[Prediction]:
+        if not lookups:
+            return []
+        started = time.perf_counter()
+        predictions = model.predict([lookup.instance for lookup in lookups])
+        if self._metrics is not None:
+            self._metrics.batch(model, len(lookups), time.perf_counter() - started)
+        return predictions
+
+    def _predicts_ahead(self, model: Model) -> bool:
+        found, asked = self._history.get((model.name, model.version), (0.0, 0.0))
+        return (found / asked if asked else 0.0) < self._ahead_below
+
+    def _remember(self, model: Model, found: int, asked: int) -> None:
+        key = (model.name, model.version)
+        old_found, old_asked = self._history.get(key, (0.0, 0.0))
+        self._history[key] = (old_found * _HISTORY_DECAY + found,
+                              old_asked * _HISTORY_DECAY + asked)
 
 
 @dataclass(frozen=True)

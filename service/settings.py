@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     """Consecutive Redis failures that open the circuit breaker."""
     cache_breaker_reset_seconds: float = Field(5.0, gt=0)
     """How long the open breaker skips Redis before it tries again."""
+    cache_predict_ahead_below: float = Field(0.1, ge=0, le=1)
+    """A batch is predicted while Redis answers its read as long as Redis had fewer than
+    this share of the model's recently asked keys (their predictions are then wasted);
+    0: always wait for the read and predict only what Redis lacks."""
 
     # --- batching ---------------------------------------------------------------
     batch: BatchSettings = BatchSettings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 from flask import Flask
@@ -44,3 +46,27 @@ def test_a_timeout_of_zero_keeps_the_answers_without_expiry(backend, redis_url):
     backend.set_many({"forever": {"label": "x"}}, timeout=0)
     assert redis.Redis.from_url(redis_url).ttl("infer:forever") == -1
     assert backend.set_many({}, timeout=600) == []
+
+
+def test_a_read_sent_ahead_is_answered_later_and_its_connection_reused(backend, redis_url):
+    backend.set_many({"a": {"label": "x"}}, timeout=600)
+    client = redis.Redis.from_url(redis_url)
+    counts = []
+    for _ in range(3):
+        finish = backend.start_get_many("a", "absent")
+        backend.set_many({"b": {"label": "y"}}, timeout=600)  # meanwhile, on another connection
+        assert finish() == [{"label": "x"}, None]
+        counts.append(len(client.client_list()))
+    assert counts[0] == counts[1] == counts[2], "the read's connection goes back to the pool"
+
+
+def test_a_read_that_times_out_is_closed_so_no_later_read_gets_its_answer(backend, redis_url):
+    backend.set_many({"a": {"label": "x"}, "b": {"label": "y"}}, timeout=600)
+    client = redis.Redis.from_url(redis_url)
+    client.client_pause(400, all=True)
+    paused_until = time.monotonic() + 0.4
+    finish = backend.start_get_many("a")
+    with pytest.raises(redis.exceptions.TimeoutError):
+        finish()  # the socket timeout (50 ms) runs out first
+    time.sleep(max(0.0, paused_until - time.monotonic()) + 0.05)
+    assert backend.start_get_many("b")() == [{"label": "y"}]

@@ -28,14 +28,18 @@ class MemoryBackend:
         self.store, self.down, self.read_delay = {}, False, read_delay
         self.calls = self.reads = 0
 
-    def get_many(self, *keys):
+    def start_get_many(self, *keys):
         self.calls += 1
         self.reads += 1
         if self.down:
             raise RedisConnectionError("refused")
-        if self.read_delay:
-            threading.Event().wait(self.read_delay)
-        return [self.store.get(k) for k in keys]
+
+        def finish():
+            if self.read_delay:
+                threading.Event().wait(self.read_delay)
+            return [self.store.get(k) for k in keys]
+
+        return finish
 
     def set_many(self, mapping, timeout=None):
         self.calls += 1

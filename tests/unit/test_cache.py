@@ -65,7 +65,7 @@ def test_every_text_gets_a_key_a_lone_surrogate_too():
 
 def test_the_cache_takes_exactly_what_inference_passes_it():
     """No type checker runs here: the Protocol and the cache must not drift apart."""
-    for name in ("keys", "get_local", "read", "set_many"):
+    for name in ("keys", "get_local", "start_read", "set_many"):
         assert (inspect.signature(getattr(ResponseCache, name))
                 == inspect.signature(getattr(PredictionCache, name))), name
 
@@ -88,17 +88,17 @@ def test_breaker_opens_after_failures_skips_redis_then_retries_and_closes():
     model = FakeModel()
     backend.down = True
     for _ in range(2):
-        assert cache.read(model, ["k1", "k2"]) == [None, None]
+        assert cache.start_read(model, ["k1", "k2"])() == [None, None]
     assert breaker.is_open
     calls = backend.calls
-    assert cache.read(model, ["k1"]) == [None]
+    assert cache.start_read(model, ["k1"])() == [None]
     assert backend.calls == calls, "an open breaker must not touch Redis"
     backend.down = False
     clock.now += 5.1
     cache.set_many([("k1", Prediction("a", {"a": 1.0}))])
     assert cache.flush()
     assert not breaker.is_open
-    assert cache.read(model, ["k1", "k2"]) == [Prediction("a", {"a": 1.0}), None]
+    assert cache.start_read(model, ["k1", "k2"])() == [Prediction("a", {"a": 1.0}), None]
     assert ("error", "redis", 1) in lookups
     assert ("hit", "redis", 1) in lookups and ("miss", "redis", 1) in lookups
 
@@ -121,7 +121,7 @@ def test_the_local_tier_answers_hot_keys_without_redis_and_learns_from_redis_hit
     calls = backend.calls
     assert cache.get_local(model, ["theirs", "mine"]) == [None, answer]
     assert backend.calls == calls, "the local tier never touches Redis"
-    assert cache.read(model, ["theirs"]) == [answer]
+    assert cache.start_read(model, ["theirs"])() == [answer]
     assert backend.calls == calls + 1
     assert cache.get_local(model, ["theirs"]) == [answer], "a Redis hit is kept locally"
     assert [n for result, tier, n in lookups if (result, tier) == ("hit", "redis")] == [1]
@@ -150,7 +150,7 @@ def test_with_the_local_tier_off_every_lookup_asks_redis():
     assert cache.flush()
     assert cache.get_local(model, ["k"]) == [None]
     calls = backend.calls
-    assert cache.read(model, ["k"]) == [answer]
+    assert cache.start_read(model, ["k"])() == [answer]
     assert backend.calls == calls + 1
     assert cache.get_local(model, ["k"]) == [None], "nothing is kept"
 

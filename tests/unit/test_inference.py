@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from service.batching import MicroBatcher
 from service.cache import CircuitBreaker, LocalTier, ResponseCache, cache_key
 from service.inference import Inference, Lookup, Resolver
@@ -22,11 +24,26 @@ class CountingModel:
         return [Prediction(label=str(x), scores={str(x): 1.0}) for x in batch]
 
 
+class EventModel(CountingModel):
+    """Records its calls in ``events`` (a cache's), so their order against reads shows."""
+
+    def __init__(self, events, fail=False):
+        super().__init__()
+        self.events, self.fail = events, fail
+
+    def predict(self, batch):
+        self.events.append("predict")
+        if self.fail:
+            raise RuntimeError("boom")
+        return super().predict(batch)
+
+
 class TwoTierCache:
-    """A local dict and a "Redis" dict; ``read`` also keeps what it finds locally."""
+    """A local dict and a "Redis" dict; a read also keeps what it finds locally.
+    ``events`` records when a read was sent and when its answer was read."""
 
     def __init__(self):
-        self.local, self.redis, self.reads = {}, {}, []
+        self.local, self.redis, self.reads, self.events = {}, {}, [], []
 
     def keys(self, model, instances):
         return [f"{model.version}:{i}" for i in instances]
@@ -34,11 +51,17 @@ class TwoTierCache:
     def get_local(self, model, keys):
         return [self.local.get(key) for key in keys]
 
-    def read(self, model, keys):
+    def start_read(self, model, keys):
         self.reads.append(list(keys))
-        found = [self.redis.get(key) for key in keys]
-        self.local.update((k, p) for k, p in zip(keys, found, strict=True) if p is not None)
-        return found
+        self.events.append("sent")
+
+        def finish():
+            self.events.append("read")
+            found = [self.redis.get(key) for key in keys]
+            self.local.update((k, p) for k, p in zip(keys, found, strict=True) if p is not None)
+            return found
+
+        return finish
 
     def set_many(self, items):
         self.local.update(items)
@@ -111,6 +134,64 @@ def test_a_batch_that_redis_answers_whole_makes_no_model_call():
     cache.redis["k"] = Prediction("stored", {"stored": 1.0})
     assert [a.cached for a in Resolver(cache, sizes)(model, [Lookup(1, "k")])] == [True]
     assert model.batches == [] and sizes.sizes == []
+    assert cache.events == ["sent", "read"]
+
+
+def stored(n):
+    return Prediction(f"stored-{n}", {f"stored-{n}": 1.0})
+
+
+def test_while_redis_rarely_has_the_answers_the_batch_is_predicted_during_the_read():
+    cache = TwoTierCache()
+    model = EventModel(cache.events)
+    answers = Resolver(cache, predict_ahead_below=0.1)(model, [Lookup(1, "k1"), Lookup(2, "k2")])
+    assert cache.events == ["sent", "predict", "read"]
+    assert [(a.prediction.label, a.cached) for a in answers] == [("1", False), ("2", False)]
+    assert sorted(cache.redis) == ["k1", "k2"]
+
+
+def test_what_redis_had_is_answered_from_redis_and_later_batches_wait_for_their_read():
+    cache, sizes = TwoTierCache(), BatchSizes()
+    model = EventModel(cache.events)
+    cache.redis.update({f"k{n}": stored(n) for n in (1, 2, 3, 5)})
+    resolver = Resolver(cache, sizes, predict_ahead_below=0.1)
+    first = resolver(model, [Lookup(n, f"k{n}") for n in (1, 2, 3, 4)])
+    assert [(a.prediction.label, a.cached) for a in first] == [
+        ("stored-1", True), ("stored-2", True), ("stored-3", True), ("4", False)]
+    assert model.batches == [[1, 2, 3, 4]], "no reads yet to go by: predicted ahead"
+    assert [cache.redis[f"k{n}"].label for n in (1, 2, 3, 4)] == [
+        "stored-1", "stored-2", "stored-3", "4"], "only the new answer is written"
+    cache.events.clear()
+    second = resolver(model, [Lookup(5, "k5"), Lookup(6, "k6")])
+    assert cache.events == ["sent", "read", "predict"], "3 of 4 keys were in Redis"
+    assert [(a.prediction.label, a.cached) for a in second] == [("stored-5", True), ("6", False)]
+    assert model.batches[-1] == [6] and sizes.sizes == [4, 1]
+
+
+def test_predicting_ahead_resumes_a_few_reads_after_redis_stops_having_the_answers():
+    cache = TwoTierCache()
+    model = EventModel(cache.events)
+    cache.redis["k0"] = stored(0)
+    resolver = Resolver(cache, predict_ahead_below=0.1)
+    resolver(model, [Lookup(0, "k0")])
+    waited = 0
+    for n in range(1, 30):
+        cache.events.clear()
+        resolver(model, [Lookup(n, f"k{n}")])
+        if cache.events == ["sent", "predict", "read"]:
+            break
+        assert cache.events == ["sent", "read", "predict"]
+        waited += 1
+    assert 3 <= waited <= 12, "the history covers about the last ten reads"
+
+
+def test_a_model_call_that_fails_ahead_of_the_read_still_collects_it_and_fails_the_batch():
+    cache = TwoTierCache()
+    model = EventModel(cache.events, fail=True)
+    with pytest.raises(RuntimeError, match="boom"):
+        Resolver(cache, predict_ahead_below=0.1)(model, [Lookup(1, "k1")])
+    assert cache.events == ["sent", "predict", "read"], "the read's connection is freed"
+    assert cache.redis == {}
 
 
 def test_concurrent_requests_through_the_batcher_share_redis_reads_and_get_their_own_answers():
