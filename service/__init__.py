@@ -34,12 +34,11 @@ from service.inference import Inference, Resolver
 from service.json_provider import OrjsonProvider
 from service.metrics import Metrics, NullMetrics
 from service.models.registry import Registry
+from service.paths import OPERATIONAL_PATHS
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Routes that never need an API key: probes and the metrics scrape.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # How long a stopping worker waits for its pending cache writes. Not a setting: a
 # healthy Redis takes one batched write (milliseconds); one that needs longer is
 # failing, and a cache may lose answers. It only has to stay well inside the
@@ -166,7 +165,7 @@ def _check_api_key(settings: Settings):
     keys = [key.encode() for key in settings.api_keys]
 
     def check():
-        if not keys or request.path in OPEN_PATHS:
+        if not keys or request.path in OPERATIONAL_PATHS:
             return
         sent = request.headers.get("X-API-Key", "").encode()
         # compare against every key, so timing tells nothing about which one nearly matched

@@ -24,10 +24,9 @@ from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMet
 
 from service.metrics_buffer import MetricBuffer
 from service.models.base import Model, Prediction
-from service.request_log import QUIET_PATHS
+from service.paths import METRICS_PATH, OPERATIONAL_PATHS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-METRICS_PATH = "/metrics"
 # Series looked up by label values once and then kept (``labels()`` takes a lock and
 # checks its arguments: 1.2 us a call in a tight loop under gevent; a cached prediction
 # made five such calls). Enough for every route, status, model, label and cache result
@@ -136,7 +135,7 @@ class Metrics(NullMetrics):
     def _request_answered(self, response: Response) -> Response:
         started = g._get_current_object().get("metrics_started")
         req = request._get_current_object()  # one proxy lookup for three reads
-        if started is None or req.path in QUIET_PATHS:
+        if started is None or req.path in OPERATIONAL_PATHS:
             return response
         method, status = req.method, response.status_code
         self._buffer.observe(self._series(self.request_seconds, method, req.endpoint, status),
@@ -146,7 +145,7 @@ class Metrics(NullMetrics):
 
     def _request_ended(self, exc: BaseException | None) -> None:
         self._buffer.inc(self.in_flight, -1)
-        if exc is not None and request.path not in QUIET_PATHS:
+        if exc is not None and request.path not in OPERATIONAL_PATHS:
             self._buffer.inc(self._series(self.request_exceptions, request.method, 500))
         self._buffer.flush_if_stale()
 

@@ -17,14 +17,12 @@ import orjson
 from flask import Flask, Response, g, request
 
 from service.flushing import drain, start_flusher
+from service.paths import OPERATIONAL_PATHS
 
 log = logging.getLogger("service.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")  # WSGI's key
-# Probes and scrapes arrive every few seconds: kept out of the info-level log, and out of
-# the request metrics (service/metrics.py).
-QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Accept a caller's id only when it is short and plain, so logs cannot be forged.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -210,7 +208,7 @@ def init_app(app: Flask) -> RequestLines:
         req, ctx = request._get_current_object(), g._get_current_object()
         request_id = ctx.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
-        quiet = req.path in QUIET_PATHS
+        quiet = req.path in OPERATIONAL_PATHS
         if not log.isEnabledFor(logging.DEBUG if quiet else logging.INFO):
             return response  # the line would be dropped: do not build it
         started = ctx.get("started")

@@ -7,18 +7,19 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import COMMON_ERRORS, ErrorResponse, Health, Ready
 from service.errors import NotReady
+from service.paths import HEALTHZ_PATH, READYZ_PATH
 
 health = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")],
                       abp_responses=COMMON_ERRORS)
 
 
-@health.get("/healthz", responses={200: Health})
+@health.get(HEALTHZ_PATH, responses={200: Health})
 def healthz():
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@health.get("/readyz", responses={200: Ready, 503: ErrorResponse})
+@health.get(READYZ_PATH, responses={200: Ready, 503: ErrorResponse})
 def readyz():
     """Readiness: every model is loaded and the worker is not draining."""
     state = current_app.extensions["infer"]
