@@ -51,8 +51,9 @@ NOTES = [
     "- Models: the stack predicts through each model's lean scorer (numpy over the fitted "
     "estimator's parameters, checked against it when loaded; docs/architecture.md); the naive "
     "baseline calls scikit-learn's `predict_proba` per request, as such examples do. In-process "
-    "one iris row costs 0.51 ms through `predict_proba` and 0.02 ms lean, one text 1.33 and "
-    "0.07 ms, so part of each multiple over naive is the scorer, not batching or the cache. "
+    "one iris row costs 0.37 ms through `predict_proba` and 0.016 ms lean, one text of the "
+    "corpus's median length 1.0 and 0.11 ms, so part of each multiple over naive is the "
+    "scorer, not batching or the cache. "
     "`INFER_LEAN_SCORERS=false make bench` measures the stack with the estimators.",
     "- Noise: other people's test suites may run on this machine at the same time. The load "
     "average at the start says how busy it was before; the one at the end is mostly the "
