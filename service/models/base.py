@@ -72,10 +72,10 @@ class Model(ABC):
     per-call machinery (input validation, dataframe detection, joblib dispatch, sparse
     matrices) costs more than these models' arithmetic: one iris row takes 0.37 ms
     through the estimator and 0.016 ms lean, one text of the corpus's median length
-    1.0 ms and 0.11 ms, so it, not the model, dominated small batches. A lean scorer is only used after it
-    has given the estimator's answers on the model's probe instances (labels equal,
-    probabilities within ``LEAN_TOLERANCE``); otherwise the estimator answers and a
-    warning says why. ``scorer`` tells which one serves.
+    1.0 ms and 0.11 ms, so it, not the model, dominated small batches. A lean scorer
+    is only used after it has given the estimator's answers on the model's probe
+    instances (labels equal, probabilities within ``LEAN_TOLERANCE``); otherwise the
+    estimator answers and a warning says why. ``scorer`` tells which one serves.
     """
 
     name: ClassVar[str]
