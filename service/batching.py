@@ -9,13 +9,18 @@ read and one model call for the batch):
 
 - the loop takes the oldest request; if nothing else waits, it runs at once, so a
   lone request never waits out the timer;
-- otherwise it gathers more requests until ``max_size`` instances or until the oldest
-  has waited ``max_wait_ms``, then hands them all to one ``work`` call;
+- otherwise it gathers more requests until ``max_size`` instances, until the oldest
+  has waited ``max_wait_ms``, or, in a gevent worker, until the worker has nothing
+  else ready to run: every connection with a request in it has been read by then, so
+  only new traffic could join, and waiting for it would only add latency. Then it
+  hands them all to one ``work`` call;
 - answers go back to each request in order; an exception fails only that batch;
 - a full queue sheds load: the request gets 503 with ``Retry-After``.
 
 Written with ``threading`` and ``queue``: under Gunicorn's gevent worker these are
 monkey-patched into greenlet primitives, and they work with plain threads in tests.
+Only the wait for more requests differs: under gevent it lasts until the worker's
+loop is idle (``_Lane._after_idle``), with plain threads until the next request.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from gevent import monkey
+from gevent.hub import Waiter, get_hub
 
 from service.errors import Overloaded
 from service.locks import section_lock
@@ -71,6 +79,8 @@ class _Lane:
         self.carry: _Job | None = None  # a job too big for the last batch: it opens the next
         self.lock = section_lock()  # counts, a buffered metric; raising is no switch
         self.pid = os.getpid()
+        self.wait_for_more = (self._after_idle if monkey.is_module_patched("threading")
+                              else self._next_job)
         threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True).start()
 
     def submit(self, instances: Sequence[Any]) -> list[Any]:
@@ -109,15 +119,17 @@ class _Lane:
         batch, size = [first], len(first.instances)
         deadline = first.enqueued + self.limits.max_wait_ms / 1000
         while size < self.limits.max_size:
-            try:
+            job = self._queued()
+            if job is None:
                 # A lone request runs now, without waiting. Past the deadline, take only
                 # what is already queued: a blocking get, even with timeout 0, gives the
                 # hub a whole turn of every other ready connection before it returns.
                 remaining = deadline - time.perf_counter()
-                job = (self.jobs.get_nowait() if len(batch) == 1 or remaining <= 0
-                       else self.jobs.get(timeout=remaining))
-            except queue.Empty:
-                break
+                if len(batch) == 1 or remaining <= 0:
+                    break
+                job = self.wait_for_more(remaining)
+                if job is None:
+                    break
             if size + len(job.instances) > self.limits.max_size:
                 self.carry = job
                 break
@@ -126,6 +138,39 @@ class _Lane:
         with self.lock:
             self.waiting -= size
         return batch
+
+    def _queued(self) -> _Job | None:
+        try:
+            return self.jobs.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _next_job(self, seconds: float) -> _Job | None:
+        """The next request to arrive within ``seconds``, if any (plain threads)."""
+        try:
+            return self.jobs.get(timeout=seconds)
+        except queue.Empty:
+            return None
+
+    def _after_idle(self, seconds: float) -> _Job | None:
+        """A request queued by the time the worker's loop is idle, or ``seconds`` pass.
+
+        Idle (a libev idle watcher) means no connection is ready to read and no due
+        timer or woken greenlet waits for its turn, so every request that could join
+        without new traffic has queued. Under load the loop is rarely idle, and the
+        timer ends the wait as before.
+        """
+        hub = get_hub()
+        waiter = Waiter(hub)
+        idle, timer = hub.loop.idle(), hub.loop.timer(seconds)
+        try:
+            idle.start(waiter.switch, None)
+            timer.start(waiter.switch, None)
+            waiter.get()
+        finally:
+            idle.close()
+            timer.close()
+        return self._queued()
 
     def _run(self, batch: list[_Job]) -> None:
         started = time.perf_counter()

@@ -35,7 +35,8 @@ class BatchSettings(BaseModel):
     max_size: int = Field(32, ge=1, le=4096)
     """Most instances predicted in one model call."""
     max_wait_ms: float = Field(2.0, ge=0, le=1000)
-    """Longest a queued request waits for company before its batch runs."""
+    """Longest a queued request waits for company before its batch runs; a gevent worker
+    runs the batch sooner once nothing else in it is ready (service/batching.py)."""
     queue_size: int = Field(2048, ge=1)
     """Most instances waiting per model and worker; beyond it requests get 503."""
 

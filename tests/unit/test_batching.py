@@ -176,7 +176,27 @@ UNDER_GEVENT = """
         return model.predict(batch)
 
     model = Model()
+
+    def waiting_batcher(max_wait_ms):  # its lane and loop exist, the loop waits
+        batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=max_wait_ms),
+                               Quiet(), predict)
+        batcher.run(model, ["warm-up"])
+        model.calls.clear()
+        return batcher
+
+    def after_a_turn(batcher, item):
+        gevent.sleep(0)  # ready again only after the batching loop has woken up
+        batcher.run(model, [item])
 """
+
+
+def under_gevent(script: str) -> str:
+    """What ``script`` prints, run by a child Python."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
 
 GREENLETS = textwrap.dedent(UNDER_GEVENT + """
     model.delay = 0.002
@@ -191,35 +211,59 @@ GREENLETS = textwrap.dedent(UNDER_GEVENT + """
 
 
 def test_many_greenlets_each_get_exactly_their_own_answer():
-    out = subprocess.run([sys.executable, "-c", GREENLETS], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout.split()
-    wrong, calls, biggest = map(int, out)
+    wrong, calls, biggest = map(int, under_gevent(GREENLETS).split())
     assert wrong == 0
     assert calls < 300, "greenlets must share model calls"
     assert biggest <= 32
 
 
-PAST_THE_DEADLINE = textwrap.dedent(UNDER_GEVENT + """
-    batcher = MicroBatcher(lambda n: BatchSettings(max_size=32, max_wait_ms=0), Quiet(), predict)
+def arrivals(max_wait_ms: float) -> str:
+    """Requests "a" and "b" queued when the loop wakes, "turn" ready one turn of the
+    worker's loop later, "later" after 50 ms (traffic that has not arrived yet)."""
+    return textwrap.dedent(UNDER_GEVENT) + textwrap.dedent("""
+        batcher = waiting_batcher(max_wait_ms=MAX_WAIT_MS)
 
-    batcher.run(model, ["warm-up"])  # the lane and its loop exist, the loop is waiting
-    model.calls.clear()
+        def after_a_while():
+            gevent.sleep(0.05)
+            batcher.run(model, ["later"])
 
-    def late():
-        gevent.sleep(0)  # ready again only after the batching loop has woken up
-        batcher.run(model, ["late"])
-
-    jobs = [gevent.spawn(batcher.run, model, [x]) for x in ("a", "b")]
-    jobs.append(gevent.spawn(late))
-    gevent.joinall(jobs, timeout=10)
-    print(model.calls)
-""")
+        jobs = [gevent.spawn(batcher.run, model, [x]) for x in ("a", "b")]
+        jobs += [gevent.spawn(after_a_turn, batcher, "turn"), gevent.spawn(after_a_while)]
+        gevent.joinall(jobs, timeout=10)
+        print(model.calls)
+    """).replace("MAX_WAIT_MS", str(max_wait_ms))
 
 
 def test_past_the_deadline_a_batch_takes_what_is_queued_without_yielding_to_the_hub():
-    # Two requests are queued when the loop wakes; the third becomes ready only after
-    # that. Yielding to the hub (a blocking get, even with timeout 0) would let it in,
+    # Yielding to the hub (a blocking get, even with timeout 0) would let "turn" in,
     # but under load such a yield waits out every other ready connection of the worker.
-    out = subprocess.run([sys.executable, "-c", PAST_THE_DEADLINE], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[2, 1]", out.stderr
+    assert under_gevent(arrivals(max_wait_ms=0)) == "[2, 1, 1]"
+
+
+def test_a_gevent_batch_runs_once_nothing_else_in_the_worker_is_ready():
+    # "turn" joins "a" and "b" within the same turn of the loop. Then the loop is idle:
+    # the batch runs rather than wait out its 500 ms timer, which "later" would join.
+    assert under_gevent(arrivals(max_wait_ms=500)) == "[3, 1]"
+
+
+BUSY_WORKER = textwrap.dedent(UNDER_GEVENT + """
+    batcher = waiting_batcher(max_wait_ms=50)
+    busy_until = time.perf_counter() + 1.0
+
+    def busy():
+        while time.perf_counter() < busy_until:
+            gevent.sleep(0)  # always another greenlet ready: the loop is never idle
+
+    def ask(x):
+        batcher.run(model, [x])
+        return time.perf_counter() < busy_until
+
+    jobs = [gevent.spawn(busy), gevent.spawn(ask, "a"), gevent.spawn(ask, "b")]
+    gevent.joinall(jobs, timeout=10)
+    print(model.calls, jobs[1].value, jobs[2].value)
+""")
+
+
+def test_a_gevent_batch_in_a_busy_worker_runs_when_its_timer_ends():
+    # The worker never goes idle while "busy" runs (1 s); the 50 ms timer ends the wait.
+    assert under_gevent(BUSY_WORKER) == "[2] True True"
