@@ -19,11 +19,11 @@ def _spread(spread: Spread, digits: int = 0) -> str:
 
 
 def _times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}x"
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return "-" if value is None else f"{value:.1%}"
 
 
 def reference_table(summaries: dict[Key, Summary]) -> list[str]:

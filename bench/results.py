@@ -109,7 +109,7 @@ def _share_target(summaries, workload: str, floor: float, what: str) -> Target:
     goal = f"{what} at c={REFERENCE_CONCURRENCY}: at least {floor:.0%} of the ceiling"
     if share is None:
         return Target(goal, "not measured", None)
-    return Target(goal, f"{share:.0%}", share >= floor)
+    return Target(goal, f"{share:.1%}", share >= floor)
 
 
 def targets(summaries: dict[Key, Summary]) -> list[Target]:
@@ -138,7 +138,7 @@ def targets(summaries: dict[Key, Summary]) -> list[Target]:
         low_key = min(multiples, key=multiples.get)
         found.append(Target(
             "every workload at least 3x the naive baseline (every concurrency)",
-            f"lowest {multiples[low_key]:.1f}x ({low_key[1]}, c={low_key[2]})",
+            f"lowest {multiples[low_key]:.2f}x ({low_key[1]}, c={low_key[2]})",
             multiples[low_key] >= 3,
         ))  # fmt: skip
     return found

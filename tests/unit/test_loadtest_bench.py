@@ -85,7 +85,7 @@ def test_each_missed_target_is_reported_as_missed():
 def test_the_report_has_the_reference_table_targets_and_every_measurement():
     summaries = measured_run()
     text = report.render(summaries, {"machine": {"cores": "2"}}, ["- a note"])
-    assert "| iris-uncached | 3,000 | 40.0 | 0.50 | 500 | 10.0 | 2.00 | 6.0x | 60% |" in text
+    assert "| iris-uncached | 3,000 | 40.0 | 0.50 | 500 | 10.0 | 2.00 | 6.00x | 60.0% |" in text
     assert "| zero errors at c=256 | 0 errors | yes |" in text
     assert text.count("| stack | healthz |") == 3
     assert "| cores | `2` |" in text and "- a note" in text
