@@ -89,33 +89,32 @@ class Resolver:
         self._history: dict[tuple[str, str], tuple[float, float]] = {}
 
     def __call__(self, model: Model, lookups: Sequence[Lookup]) -> list[Resolved]:
-        keyed = [i for i, lookup in enumerate(lookups) if lookup.key is not None]
+        keyed = {i: lookup.key for i, lookup in enumerate(lookups) if lookup.key is not None}
         if not keyed or self._cache is None:
             return [Resolved(p, False) for p in self._predict(model, lookups)]
-        finish_read = self._cache.start_read(model, [lookups[i].key for i in keyed])  # type: ignore[misc]
+        finish_read = self._cache.start_read(model, list(keyed.values()))
         ahead = None
         try:
             if self._predicts_ahead(model):
                 ahead = self._predict(model, lookups)
         finally:
             stored = finish_read()  # also after a failed model call: it frees the read
-        self._remember(model, sum(p is not None for p in stored), len(keyed))
-        answers: list[Resolved | None] = [None] * len(lookups)
-        for index, prediction in zip(keyed, stored, strict=True):
-            if prediction is not None:
-                answers[index] = Resolved(prediction, True)
-        todo = [i for i, answer in enumerate(answers) if answer is None]
+        answers = {index: Resolved(prediction, True)
+                   for index, prediction in zip(keyed, stored, strict=True)
+                   if prediction is not None}
+        if self._ahead_below > 0:  # the history only ever decides predicting ahead
+            self._remember(model, len(answers), len(keyed))
+        todo = [i for i in range(len(lookups)) if i not in answers]
         fresh = ([ahead[i] for i in todo] if ahead is not None
                  else self._predict(model, [lookups[i] for i in todo]))
         writes = []
         for index, prediction in zip(todo, fresh, strict=True):
             answers[index] = Resolved(prediction, False)
-            key = lookups[index].key
-            if key is not None:
-                writes.append((key, prediction))
+            if index in keyed:
+                writes.append((keyed[index], prediction))
         if writes:
             self._cache.set_many(writes)
-        return answers  # type: ignore[return-value]
+        return [answers[i] for i in range(len(lookups))]
 
     def _predict(self, model: Model, lookups: Sequence[Lookup]) -> list[Prediction]:
         if not lookups:
