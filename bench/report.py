@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.results import REFERENCE_CONCURRENCY, Key, Spread, Summary, targets, to_baseline
+from bench.results import (
+    REFERENCE_CONCURRENCY,
+    Key,
+    Spread,
+    Summary,
+    percent,
+    targets,
+    times,
+    to_baseline,
+)
 from bench.results import to_ceiling as share_of_ceiling
 from bench.wrk import WORKLOADS
 
@@ -16,14 +25,6 @@ SYSTEM_TITLES = {
 
 def _spread(spread: Spread, digits: int = 0) -> str:
     return f"{spread.median:,.{digits}f} ({spread.low:,.{digits}f}-{spread.high:,.{digits}f})"
-
-
-def _times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def reference_table(summaries: dict[Key, Summary]) -> list[str]:
@@ -43,8 +44,8 @@ def reference_table(summaries: dict[Key, Summary]) -> list[str]:
         lines.append(
             f"| {workload} | {stack.rps.median:,.0f} | {stack.p99_ms.median:,.1f} "
             f"| {stack.cpu_ms.median:.2f} | {naive_rps} | {naive_p99} | {naive_cpu} "
-            f"| {_times(to_baseline(summaries, stack_key(stack)))} "
-            f"| {_percent(share_of_ceiling(summaries, stack_key(stack)))} |"
+            f"| {times(to_baseline(summaries, stack_key(stack)))} "
+            f"| {percent(share_of_ceiling(summaries, stack_key(stack)))} |"
         )
     return lines
 
@@ -65,7 +66,7 @@ def full_table(summaries: dict[Key, Summary]) -> list[str]:
             f"| {s.system} | {s.workload} | {s.concurrency} | {_spread(s.rps)} "
             f"| {s.p50_ms.median:,.1f} | {_spread(s.p99_ms, 1)} | {s.errors} "
             f"| {s.cpu_ms.median:.2f} "
-            f"| {_percent(share_of_ceiling(summaries, key))} | {_times(baseline)} |"
+            f"| {percent(share_of_ceiling(summaries, key))} | {times(baseline)} |"
         )
     return lines
 

@@ -93,6 +93,16 @@ def to_baseline(summaries: dict[Key, Summary], key: Key) -> float | None:
     return ratio(summaries, key, ("naive", key[1], key[2]))
 
 
+def times(value: float | None) -> str:
+    """A multiple as the report prints it: two decimals, so 2.96x never reads as 3.0x."""
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def percent(value: float | None) -> str:
+    """A share as the report prints it: one decimal, so 78.7% never reads as 79%."""
+    return "-" if value is None else f"{value:.1%}"
+
+
 @dataclass(frozen=True)
 class Target:
     """One of the issue's performance targets and what this run measured for it."""
@@ -109,7 +119,7 @@ def _share_target(summaries, workload: str, floor: float, what: str) -> Target:
     goal = f"{what} at c={REFERENCE_CONCURRENCY}: at least {floor:.0%} of the ceiling"
     if share is None:
         return Target(goal, "not measured", None)
-    return Target(goal, f"{share:.1%}", share >= floor)
+    return Target(goal, percent(share), share >= floor)
 
 
 def targets(summaries: dict[Key, Summary]) -> list[Target]:
@@ -138,7 +148,7 @@ def targets(summaries: dict[Key, Summary]) -> list[Target]:
         low_key = min(multiples, key=multiples.get)
         found.append(Target(
             "every workload at least 3x the naive baseline (every concurrency)",
-            f"lowest {multiples[low_key]:.2f}x ({low_key[1]}, c={low_key[2]})",
+            f"lowest {times(multiples[low_key])} ({low_key[1]}, c={low_key[2]})",
             multiples[low_key] >= 3,
         ))  # fmt: skip
     return found
