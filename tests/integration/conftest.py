@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 import redis
 
-from deploy.procs import free_port, gunicorn_server, http_ok, redis_server, running
+from deploy.procs import free_port, gunicorn_server, http_ok, redis_server, running, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,13 @@ def start_replica(workdir, models_dir):
             server = gunicorn_server(port, workdir, settings_env)
             url = f"http://127.0.0.1:{port}"
             stack.enter_context(running(server, lambda: http_ok(f"{url}/readyz")))
+            # /readyz answers once one worker is up; the others may still be loading their
+            # models. A worker writes its metrics file when its app is built, just before
+            # it serves: wait for every worker's, so a test sees the whole replica.
+            metrics_dir = Path(server.env["PROMETHEUS_MULTIPROC_DIR"])
+            workers = int(server.env["INFER_WORKERS"])
+            wait_until(lambda: len(list(metrics_dir.glob("counter_*.db"))) >= workers,
+                       what=f"{workers} workers of {url} to build their apps")
             return url, server
 
         yield start
