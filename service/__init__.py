@@ -27,6 +27,7 @@ from service.errors import (
     BadRequest,
     Unauthorized,
     UnsupportedMediaType,
+    ValidationFailed,
     error_body,
     register_error_handlers,
 )
@@ -154,10 +155,9 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
 
 def _validation_error(exc: ValidationError):
-    details = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-               for err in exc.errors(include_url=False, include_input=False)]
-    response = jsonify(error_body("validation_failed", "the request body is invalid", details))
-    response.status_code = 422
+    error = ValidationFailed.from_pydantic(exc)
+    response = jsonify(error_body(error.code, error.message, error.details))
+    response.status_code = error.status
     return response
 
 

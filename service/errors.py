@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ class UnsupportedMediaType(ApiError):
 
 class ValidationFailed(ApiError):
     status, code = 422, "validation_failed"
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError,
+                      message: str = "the request body is invalid") -> ValidationFailed:
+        """The error for a failed pydantic validation, with one detail per problem."""
+        return cls(message, details=[
+            {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)])
 
 
 class TooManyRequests(ApiError):

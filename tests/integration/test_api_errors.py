@@ -87,6 +87,21 @@ def test_bodies_of_the_wrong_shape_are_422(client, body):
     assert_error(client.post(PREDICT, json=body), 422, "validation_failed")
 
 
+def test_a_json_string_holding_a_request_is_422_not_parsed_again(client):
+    inner = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+    error = assert_error(client.post(PREDICT, json=inner), 422, "validation_failed")
+    assert error["details"][0]["type"] == "model_type"
+    assert client.post(PREDICT, data=inner, content_type="application/json").status_code == 200
+
+
+@pytest.mark.parametrize("path", [PREDICT, "/v1/models/iris/versions/0000/predict"])
+def test_both_predict_routes_answer_a_bad_body_with_field_details(client, path):
+    error = assert_error(client.post(path, json={"instances": "x"}), 422, "validation_failed")
+    assert error["message"] == "the request body is invalid"
+    assert error["details"] == [{"loc": ["instances"], "msg": "Input should be a valid list",
+                                 "type": "list_type"}]
+
+
 def test_an_unexpected_fault_is_a_500_in_the_same_shape_and_logged(app, caplog):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
