@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from service import request_log
 from service.api.health import health
 from service.api.models import models
-from service.api.predict import predict
+from service.api.predict import predict, serve_validated
 from service.api.repeats import RepeatTier
 from service.batching import MicroBatcher
 from service.cache import ResponseCache, init_cache
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.register_api(health)
     app.register_api(models)
     app.register_api(predict)
+    serve_validated(app)
     if settings.docs_enabled:
         app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
         app.add_url_rule("/docs", "docs", lambda: redirect("/openapi/swagger"))

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import get_type_hints
 
-from flask import Request, Response, current_app, g, jsonify, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import ValidationError
 
@@ -29,47 +29,13 @@ _RESPONSES = {200: PredictResponse, 404: ErrorResponse, 422: ErrorResponse,
               503: ErrorResponse}
 
 
-def validated_here(view: Callable) -> Callable:
-    """Validate ``view``'s ``path`` and ``body`` here, not in flask-openapi3's wrapper.
-
-    flask-openapi3 still documents the route from the view's annotations; at request
-    time it calls the view with the URL's arguments (the flag below is its own, set by
-    its ``validate_request``). The models are the same and a failure is the same 422.
-    Why: per prediction, its wrapper read ``request`` and ``current_app`` through their
-    proxies and iterated the path model, ~30,000 CPU instructions of ~1,020,000 for an
-    uncached iris request (counted with ``make bench-instructions``). And it took a body
-    that is a JSON string for JSON text and parsed it again, so ``"{\\"instances\\": ...}"``
-    was predicted; here a body that is not an object is a 422.
-    """
-    hints = get_type_hints(view)
-    # the models' own validators: ``model_validate`` passes seven keyword options to one
-    # on every call, which doubles its cost for these small inputs
-    check_path = hints["path"].__pydantic_validator__.validate_python
-    check_body = hints["body"].__pydantic_validator__.validate_python
-
-    @functools.wraps(view)
-    def checked(**view_args):
-        try:
-            path = check_path(view_args)
-            # parsed (and cached) by the app's _require_json hook, which 400s broken JSON
-            body = check_body(request._get_current_object().get_json())
-        except ValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc) from None
-        return view(path, body)
-
-    checked.__delay_validate_request__ = True  # type: ignore[attr-defined]
-    return checked
-
-
 @predict.post("/models/<name>/predict", responses=_RESPONSES)
-@validated_here
 def predict_default(path: ModelPath, body: PredictRequest):
     """Predict with the model's default version."""
     return _answer(path.name, None, body)
 
 
 @predict.post("/models/<name>/versions/<version>/predict", responses=_RESPONSES)
-@validated_here
 def predict_version(path: VersionPath, body: PredictRequest):
     """Predict with one version of the model."""
     return _answer(path.name, path.version, body)
@@ -77,8 +43,8 @@ def predict_version(path: VersionPath, body: PredictRequest):
 
 def _answer(name: str, version: str | None, body: PredictRequest):
     # each proxy resolved once: a read through one costs ~9,000 CPU instructions
-    req = request._get_current_object()
-    state = current_app._get_current_object().extensions["infer"]
+    req, app = request._get_current_object(), current_app._get_current_object()
+    state = app.extensions["infer"]
     model = lookup(name, version, state.registry)
     limit = state.settings.max_instances
     if len(body.instances) > limit:
@@ -91,17 +57,57 @@ def _answer(name: str, version: str | None, body: PredictRequest):
     except InputError as exc:
         raise ValidationFailed(str(exc), details=exc.details) from None
     outcome = state.inference.predict(model, instances, use_cache=cache_allowed(req))
-    response = jsonify({"model": model.name, "version": model.version,
-                        "predictions": [p.as_dict() for p in outcome.predictions]})
+    response = app.json.response({"model": model.name, "version": model.version,
+                                  "predictions": [p.as_dict() for p in outcome.predictions]})
     mark(response, model, len(instances), outcome.cache)
     if state.repeats is not None:
         state.repeats.keep(model, outcome.predictions, response)
     return response
 
 
-# Every predict route, by Flask endpoint name.
-PREDICT_ENDPOINTS = frozenset(f"{predict.name}.{view.__name__}"
-                              for view in (predict_default, predict_version))
+# Every predict route: Flask endpoint name -> view.
+_VIEWS = {f"{predict.name}.{view.__name__}": view for view in (predict_default, predict_version)}
+PREDICT_ENDPOINTS = frozenset(_VIEWS)
+
+
+def serve_validated(app: Flask) -> None:
+    """Serve the predict routes with views that validate their own path and body.
+
+    Call after ``app.register_api(predict)``. flask-openapi3 documents the routes from
+    the views' annotations and registers a wrapper per route that validates each
+    request; this puts ``_validating(view)`` in its place. The models are the same and a
+    failure is the same 422. Why: per prediction, the wrapper read ``request`` and
+    ``current_app`` through their proxies, iterated the path model and passed
+    pydantic seven keyword options per model (~45,000 CPU instructions of ~1,020,000
+    for an uncached iris request, counted with ``make bench-instructions``). And it took
+    a body that is a JSON string for JSON text and parsed it again, so a request sent
+    as a string was predicted; here a body that is not an object is a 422.
+    (flask-openapi3's response validation, off in this app, would be bypassed too.)
+    """
+    for endpoint, view in _VIEWS.items():
+        if endpoint not in app.view_functions:
+            raise RuntimeError(f"register the predict routes first: no {endpoint}")
+        app.view_functions[endpoint] = _validating(view)
+
+
+def _validating(view: Callable) -> Callable:
+    hints = get_type_hints(view)
+    # the models' own validators: ``model_validate`` passes seven keyword options to one
+    # on every call, which doubles its cost for these small inputs
+    check_path = hints["path"].__pydantic_validator__.validate_python
+    check_body = hints["body"].__pydantic_validator__.validate_python
+
+    @functools.wraps(view)
+    def validated(**view_args: str) -> Response:
+        try:
+            path = check_path(view_args)
+            # parsed (and cached) by the app's _require_json hook, which 400s broken JSON
+            body = check_body(request._get_current_object().get_json())
+        except ValidationError as exc:
+            raise ValidationFailed.from_pydantic(exc) from None
+        return view(path, body)
+
+    return validated
 
 
 def cache_allowed(req: Request) -> bool:
@@ -112,5 +118,5 @@ def cache_allowed(req: Request) -> bool:
 def mark(response: Response, model: Model, instances: int, cache: str) -> None:
     """What every predict answer carries: ``X-Cache`` and its request-log fields."""
     response.headers["X-Cache"] = cache
-    g.log_fields = {"model": model.name, "version": model.version,
-                    "instances": instances, "cache": cache}
+    g._get_current_object().log_fields = {"model": model.name, "version": model.version,
+                                          "instances": instances, "cache": cache}
