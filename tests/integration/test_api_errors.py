@@ -1,6 +1,7 @@
 """Bad input never crashes: one JSON error shape, the right status, no traceback."""
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 PREDICT = "/v1/models/iris/predict"
 
@@ -44,6 +45,15 @@ def test_body_over_the_limit_is_413(make_app):
     body = '{"instances": [' + ",".join(["[5.1, 3.5, 1.4, 0.2]"] * 200) + "]}"
     assert_error(client.post(PREDICT, data=body, content_type="application/json"),
                  413, "payload_too_large")
+
+
+def test_requests_carry_the_body_limit_without_reading_the_app(make_app):
+    # outside any app context Flask's own Request would have no limit (None)
+    app = make_app(max_body_bytes=2048)
+    request = app.request_class(EnvironBuilder(PREDICT, method="POST").get_environ())
+    assert request.max_content_length == 2048
+    request.max_content_length = 100  # a view may still set its own
+    assert request.max_content_length == 100
 
 
 @pytest.mark.parametrize("instances, loc", [
