@@ -17,14 +17,14 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 
 from service import request_log
+from service.api.bodies import json_body
 from service.api.health import health
 from service.api.models import models
-from service.api.predict import predict, serve_validated
+from service.api.predict import PREDICT_ENDPOINTS, predict, serve_validated
 from service.api.repeats import RepeatTier
 from service.batching import MicroBatcher
 from service.cache import ResponseCache, init_cache
 from service.errors import (
-    BadRequest,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
@@ -192,12 +192,16 @@ def _check_api_key(settings: Settings):
 
 
 def _require_json():
-    """POST bodies must be JSON objects: 415 for another type, 400 for broken JSON."""
+    """POST bodies must be JSON: 415 for another type, 400 for broken JSON.
+
+    The predict views parse their bodies themselves, together with validation
+    (service/api/bodies.py), and answer broken JSON with the same 400.
+    """
     req = request._get_current_object()  # one proxy lookup for every read below
     if req.method != "POST" or req.routing_exception is not None:
         return  # routing answers 404/405 first
     if not req.is_json:
         raise UnsupportedMediaType("send the body as application/json",
                                    details={"content_type": req.content_type})
-    if req.get_json(silent=True) is None:
-        raise BadRequest("the body is not valid JSON")
+    if req.endpoint not in PREDICT_ENDPOINTS:
+        json_body(req)

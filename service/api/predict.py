@@ -10,6 +10,7 @@ from flask import Flask, Request, Response, current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import ValidationError
 
+from service.api.bodies import validated_body
 from service.api.models import lookup
 from service.api.schemas import (
     COMMON_ERRORS,
@@ -95,14 +96,13 @@ def _validating(view: Callable) -> Callable:
     # the models' own validators: ``model_validate`` passes seven keyword options to one
     # on every call, which doubles its cost for these small inputs
     check_path = hints["path"].__pydantic_validator__.validate_python
-    check_body = hints["body"].__pydantic_validator__.validate_python
+    body_validator = hints["body"].__pydantic_validator__
 
     @functools.wraps(view)
     def validated(**view_args: str) -> Response:
         try:
             path = check_path(view_args)
-            # parsed (and cached) by the app's _require_json hook, which 400s broken JSON
-            body = check_body(request._get_current_object().get_json())
+            body = validated_body(request._get_current_object(), body_validator)
         except ValidationError as exc:
             raise ValidationFailed.from_pydantic(exc) from None
         return view(path, body)
