@@ -164,7 +164,10 @@ def _limited_requests(max_body_bytes: int) -> type[Request]:
     through the ``current_app`` proxy, twice: ~15,000 CPU instructions for every request
     whose body is read. A view may still set its own limit on ``request``.
     """
-    return type("LimitedRequest", (Request,), {"_max_content_length": max_body_bytes})
+    class LimitedRequest(Request):
+        _max_content_length = max_body_bytes
+
+    return LimitedRequest
 
 
 def _validation_error(exc: ValidationError):
