@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Request, jsonify, redirect, request
+from flask import Request, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ from service.errors import (
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
-    error_body,
+    error_response,
     register_error_handlers,
 )
 from service.inference import Inference, Resolver
@@ -171,10 +171,8 @@ def _limited_requests(max_body_bytes: int) -> type[Request]:
 
 
 def _validation_error(exc: ValidationError):
-    error = ValidationFailed.from_pydantic(exc)
-    response = jsonify(error_body(error.code, error.message, error.details))
-    response.status_code = error.status
-    return response
+    """flask-openapi3's failed validations (the model routes' paths), as every 422."""
+    return error_response(ValidationFailed.from_pydantic(exc))
 
 
 def _check_api_key(settings: Settings):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -93,15 +93,17 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def error_response(exc: ApiError) -> Response:
+    """The JSON answer to ``exc``: its status, body and headers."""
+    response = jsonify(error_body(exc.code, exc.message, exc.details))
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Render ApiError, Werkzeug's HTTP errors and anything unexpected as JSON."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        response = jsonify(error_body(exc.code, exc.message, exc.details))
-        response.status_code = exc.status
-        response.headers.update(exc.headers)
-        return response
+    app.errorhandler(ApiError)(error_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,6 +1,7 @@
 """Bad input never crashes: one JSON error shape, the right status, no traceback."""
 
 import pytest
+from pydantic import BaseModel
 from werkzeug.test import EnvironBuilder
 
 PREDICT = "/v1/models/iris/predict"
@@ -51,6 +52,23 @@ def test_other_post_routes_get_broken_json_refused_before_their_view(app):
         assert_error(response, 400, "bad_request")
     assert client.post("/v1/echo", json={"a": 1}).status_code == 200
     assert seen == [1]
+
+
+def test_routes_flask_openapi3_validates_answer_422_in_the_same_shape(app):
+    # the predict routes validate their own bodies; any other route's validation fails
+    # through the app's validation_error_callback
+    class Echo(BaseModel):
+        n: int
+
+    @app.post("/v1/echo-n")
+    def echo_n(body: Echo):
+        return {"n": body.n}
+
+    client = app.test_client()
+    error = assert_error(client.post("/v1/echo-n", json={"n": "x"}), 422, "validation_failed")
+    assert error["message"] == "the request body is invalid"
+    assert [detail["loc"] for detail in error["details"]] == [["n"]]
+    assert client.post("/v1/echo-n", json={"n": 2}).json == {"n": 2}
 
 
 def test_a_null_body_is_422(client):
