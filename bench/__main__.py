@@ -20,12 +20,13 @@ from pathlib import Path
 
 from bench import context, report, systems
 from bench.results import summarise
-from bench.wrk import DEFAULT_WORKLOADS, WRK_TIMEOUT, Sample, measure
+from bench.wrk import DEFAULT_WORKLOADS, WORKLOADS, WRK_TIMEOUT, Sample, measure
 
 OUT_DIR = Path(__file__).resolve().parent
 WORK_DIR = systems.ROOT / "reports" / "bench"
 WARMUP_SECONDS = 3.0
 CLEAN_TRIES = 6
+SYSTEMS = ("stack", "naive")
 
 NOTES = [
     "- Load generator: `wrk -t1` with `bench/wrk/workload.lua`, on the same 2-core machine as "
@@ -70,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", default="16,64,256", help="wrk -c values (16,64,256)")
     parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
                         help="which workloads (default: all but iris-no-cache)")
-    parser.add_argument("--systems", default="stack,naive", help="stack, naive or both")
+    parser.add_argument("--systems", default="stack,naive",
+                        help="stack, naive, or stack,naive (the default)")  # fmt: skip
     parser.add_argument(
         "--log-level", default="info", help="the stack's INFER_LOG_LEVEL (default info, as make up)"
     )
@@ -150,7 +152,13 @@ def write_report(results: dict, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for option, names, known in (("--systems", args.systems, SYSTEMS),
+                                 ("--workloads", args.workloads, WORKLOADS)):  # fmt: skip
+        unknown = sorted(set(names.split(",")) - set(known))
+        if unknown:  # refused now, not after the servers start (or measured as nothing)
+            parser.error(f"{option}: unknown {unknown}; comma-separated, from {list(known)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     if args.report_only:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench import __main__ as bench_main
 from bench import report
 from bench.results import Spread, summarise, targets, to_baseline, to_ceiling
 from bench.wrk import Sample, errors, parse
@@ -144,3 +145,15 @@ def test_the_stacks_own_metrics_give_batch_size_queue_wait_and_hit_ratio_of_a_ru
     assert figures["cache hit ratio"] == pytest.approx(0.25)
     assert figures["shed (503)"] == 2
     assert "sentiment batch size" not in figures
+
+
+@pytest.mark.parametrize("option", [["--systems", "both"], ["--systems", "stack,nave"],
+                                    ["--workloads", "healthz,iris"]])  # fmt: skip
+def test_an_unknown_system_or_workload_is_refused_before_anything_starts(option, capsys,
+                                                                         monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_main, "run", lambda args: pytest.fail("measured anyway"))
+    with pytest.raises(SystemExit) as exit_:
+        bench_main.main([*option, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    assert not (tmp_path / "out").exists()
+    assert f"{option[0]}: unknown" in capsys.readouterr().err
